@@ -1,0 +1,1 @@
+"""The retraining pipeline's components: validate, train-baseline, finetune, evaluate, register."""

@@ -1,0 +1,1 @@
+"""Code shared by every component (and by serving and monitoring): config, data, artifacts, models, metrics."""

@@ -1,0 +1,3 @@
+from components.evaluate.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from components.finetune.cli import main
+
+main()

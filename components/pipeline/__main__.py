@@ -1,0 +1,3 @@
+from components.pipeline.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from components.register.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from components.train_baseline.cli import main
+
+main()

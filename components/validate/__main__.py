@@ -1,0 +1,3 @@
+from components.validate.cli import main
+
+main()

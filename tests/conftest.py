@@ -1,0 +1,184 @@
+"""Shared fixtures: data slices, tiny models, an isolated MLflow store, free ports, real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RT_CSV = REPO_ROOT / "data" / "rotten_tomatoes" / "rotten_tomatoes.csv"
+UCI_CSV = REPO_ROOT / "data" / "uci_sentiment_labelled_sentences" / "uci_sentiment_labelled_sentences.csv"
+CRD_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas" / "crds"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def require_binary(name: str) -> str:
+    """Path of a system tool; in CI a missing tool is a failure, elsewhere the test is skipped."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed (.ci/run should have installed it)")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 2xx, failing early if ``process`` dies."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} came up")
+        try:
+            if httpx.get(url, timeout=2).is_success:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not come up in {timeout}s: {last}")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def rt_frame() -> pd.DataFrame:
+    from components.common.data import clean, read_raw
+
+    return clean(read_raw(str(RT_CSV)))
+
+
+@pytest.fixture(scope="session")
+def smoke_csv(tmp_path_factory: pytest.TempPathFactory, rt_frame: pd.DataFrame) -> Path:
+    """The stratified <1% smoke subset as a CSV with a split column."""
+    from components.common.data import smoke_subset
+
+    path = tmp_path_factory.mktemp("smoke") / "smoke.csv"
+    smoke_subset(rt_frame).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def validated_smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Output of ``validate --smoke`` on the shipped data (no MLflow)."""
+    from components.validate.gate import ValidateSettings, validate_dataset
+
+    out = tmp_path_factory.mktemp("validated")
+    result = validate_dataset(ValidateSettings(dataset_uri=str(RT_CSV), output_dir=str(out), smoke=True, track=False))
+    assert result.success, result.reason
+    return out
+
+
+@pytest.fixture(scope="session")
+def baseline_model_dir(tmp_path_factory: pytest.TempPathFactory, validated_smoke_dir: Path) -> Path:
+    """A real TF-IDF baseline trained on the smoke subset: ``<dir>/model`` is the model directory."""
+    from components.train_baseline.train import BaselineSettings, train_baseline
+
+    out = tmp_path_factory.mktemp("baseline")
+    result = train_baseline(BaselineSettings(validated_dir=str(validated_smoke_dir), output_dir=str(out), track=False))
+    result.write()
+    return Path(result.model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory, rt_frame: pd.DataFrame) -> Path:
+    """A tiny, randomly initialised BERT classifier + WordPiece tokenizer trained on RT text (seconds)."""
+    from tests.tiny_models import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(rt_frame["text"].head(2000).tolist(), tmp_path_factory.mktemp("tiny_ckpt"))
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_dir: Path) -> Path:
+    """The tiny checkpoint as a finished transformer model directory (with manifest), untrained head."""
+    from components.common.artifacts import write_manifest
+    from components.common.models import TRANSFORMER_FLAVOR
+
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    shutil.copytree(tiny_checkpoint_dir, out)
+    write_manifest(out, TRANSFORMER_FLAVOR, {"max_length": 64, "base_model": "tiny-test"})
+    return out
+
+
+@pytest.fixture()
+def tracking_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An isolated embedded MLflow store (SQLite + local artifacts) for one test."""
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("SENTIMENTOPS_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server in a temporary data directory, on a free loopback port."""
+    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None
+    if bindir is None:
+        require_binary("pg_ctl")
+        raise AssertionError("unreachable")
+    datadir = Path(tempfile.mkdtemp(prefix="sentimentops-pg-"))
+    port = free_port()
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(datadir, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)  # noqa: E731
+    run(str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "mlflow")
+    run(
+        str(bindir / "pg_ctl"), "-D", str(datadir), "-w", "-t", "60", "-l", str(datadir / "log"),
+        "-o", f"-p {port} -h 127.0.0.1 -k {datadir}", "start",
+    )
+    try:
+        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"], timeout=60)
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` backed by PostgreSQL, serving artifacts from a local folder."""
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("mlflow_artifacts")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", postgres_url, "--artifacts-destination", str(artifacts),
+            "--workers", "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", timeout=120, process=proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

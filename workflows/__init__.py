@@ -1,0 +1,1 @@
+"""Pipeline definitions: the one step list that both the local runner and the Argo WorkflowTemplates use."""

@@ -1,0 +1,131 @@
+"""The retraining pipeline, defined once.
+
+Each step is a component CLI (``python -m <module> <args>``). Argument values are templates over the
+pipeline parameters (``{dataset_uri}``, ``{artifacts_root}``, ...): the local runner fills them with
+Python's ``str.format``, the Argo generator turns them into ``{{workflow.parameters.*}}`` references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A pipeline parameter (an Argo workflow parameter; a flag of the local runner)."""
+
+    name: str
+    default: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One component invocation in the DAG."""
+
+    name: str
+    module: str
+    args: tuple[tuple[str, str], ...]
+    depends: tuple[str, ...] = ()
+    gpu: bool = False
+    # Exit codes that mean "the gate said no": never retried, they stop the run.
+    gate_exit_codes: tuple[int, ...] = (2,)
+    outputs: tuple[str, ...] = field(default_factory=tuple)
+
+    def argv(self, values: dict[str, str]) -> list[str]:
+        """The command line with parameter values filled in (local runner)."""
+        out: list[str] = []
+        for flag, template in self.args:
+            out += [flag, template.format(**values)]
+        return out
+
+
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("dataset_uri", "cornell-movie-review-data/rotten_tomatoes", "CSV/parquet path, gs:// URI or hub id"),
+    Parameter("artifacts_root", "artifacts/run", "where every step writes its outputs (gs:// in the cluster)"),
+    Parameter("base_model", "distilbert-base-uncased", "checkpoint to fine-tune"),
+    Parameter("epochs", "3", "fine-tuning epochs"),
+    Parameter("learning_rate", "5e-5", "fine-tuning learning rate"),
+    Parameter("precision", "auto", "auto (fp16 on CUDA, else fp32), fp16 or fp32"),
+    Parameter("max_train_samples", "0", "cap on training rows for fine-tuning (0 = all)"),
+    Parameter("promotion_margin", "0.005", "how much the challenger must beat baseline and champion by"),
+    Parameter("smoke", "false", "use the stratified <1% smoke subset"),
+    Parameter("git_revision", "unknown", "source revision recorded on every run and model version"),
+)
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        name="validate",
+        module="components.validate",
+        args=(
+            ("--dataset-uri", "{dataset_uri}"),
+            ("--output-dir", "{artifacts_root}/validated"),
+            ("--smoke", "{smoke}"),
+        ),
+        outputs=("{artifacts_root}/validated",),
+    ),
+    Step(
+        name="train-baseline",
+        module="components.train_baseline",
+        args=(("--validated-dir", "{artifacts_root}/validated"), ("--output-dir", "{artifacts_root}/baseline")),
+        depends=("validate",),
+        outputs=("{artifacts_root}/baseline",),
+    ),
+    Step(
+        name="finetune",
+        module="components.finetune",
+        args=(
+            ("--validated-dir", "{artifacts_root}/validated"),
+            ("--output-dir", "{artifacts_root}/finetuned"),
+            ("--base-model", "{base_model}"),
+            ("--epochs", "{epochs}"),
+            ("--learning-rate", "{learning_rate}"),
+            ("--precision", "{precision}"),
+            ("--max-train-samples", "{max_train_samples}"),
+        ),
+        depends=("validate",),
+        gpu=True,
+        outputs=("{artifacts_root}/finetuned",),
+    ),
+    Step(
+        name="evaluate",
+        module="components.evaluate",
+        args=(
+            ("--validated-dir", "{artifacts_root}/validated"),
+            ("--baseline-dir", "{artifacts_root}/baseline"),
+            ("--challenger-dir", "{artifacts_root}/finetuned"),
+            ("--output-dir", "{artifacts_root}/evaluation"),
+        ),
+        depends=("train-baseline", "finetune"),
+        outputs=("{artifacts_root}/evaluation",),
+    ),
+    Step(
+        name="register",
+        module="components.register",
+        args=(
+            ("--evaluation-dir", "{artifacts_root}/evaluation"),
+            ("--promotion-margin", "{promotion_margin}"),
+        ),
+        depends=("evaluate",),
+    ),
+)
+
+
+def parameter_defaults() -> dict[str, str]:
+    return {p.name: p.default for p in PARAMETERS}
+
+
+def topological_order(steps: tuple[Step, ...] = STEPS) -> list[Step]:
+    """Steps in an order that respects ``depends`` (stable: definition order breaks ties)."""
+    done: set[str] = set()
+    ordered: list[Step] = []
+    pending = list(steps)
+    while pending:
+        ready = [s for s in pending if set(s.depends) <= done]
+        if not ready:
+            raise ValueError(f"cycle or unknown dependency among {[s.name for s in pending]}")
+        for step in ready:
+            ordered.append(step)
+            done.add(step.name)
+            pending.remove(step)
+    return ordered
