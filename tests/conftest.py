@@ -87,7 +87,9 @@ def validated_smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from components.validate.gate import ValidateSettings, validate_dataset
 
     out = tmp_path_factory.mktemp("validated")
-    result = validate_dataset(ValidateSettings(dataset_uri=str(RT_CSV), output_dir=str(out), smoke=True, track=False))
+    result = validate_dataset(
+        ValidateSettings(dataset_uri=str(RT_CSV), output_dir=str(out), smoke=True, track=False)
+    )
     assert result.success, result.reason
     return out
 
@@ -98,7 +100,9 @@ def baseline_model_dir(tmp_path_factory: pytest.TempPathFactory, validated_smoke
     from components.train_baseline.train import BaselineSettings, train_baseline
 
     out = tmp_path_factory.mktemp("baseline")
-    result = train_baseline(BaselineSettings(validated_dir=str(validated_smoke_dir), output_dir=str(out), track=False))
+    result = train_baseline(
+        BaselineSettings(validated_dir=str(validated_smoke_dir), output_dir=str(out), track=False)
+    )
     result.write()
     return Path(result.model_dir)
 
@@ -134,7 +138,11 @@ def tracking_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server in a temporary data directory, on a free loopback port."""
-    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None
+    bindir = (
+        next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+        if Path("/usr/lib/postgresql").exists()
+        else None
+    )
     if bindir is None:
         require_binary("pg_ctl")
         raise AssertionError("unreachable")
@@ -147,14 +155,25 @@ def postgres_url() -> Iterator[str]:
     run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)  # noqa: E731
     run(str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "mlflow")
     run(
-        str(bindir / "pg_ctl"), "-D", str(datadir), "-w", "-t", "60", "-l", str(datadir / "log"),
-        "-o", f"-p {port} -h 127.0.0.1 -k {datadir}", "start",
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(datadir),
+        "-w",
+        "-t",
+        "60",
+        "-l",
+        str(datadir / "log"),
+        "-o",
+        f"-p {port} -h 127.0.0.1 -k {datadir}",
+        "start",
     )
     try:
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
         yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"], timeout=60)
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"], timeout=60
+        )
         shutil.rmtree(datadir, ignore_errors=True)
 
 
@@ -165,9 +184,20 @@ def mlflow_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -
     artifacts = tmp_path_factory.mktemp("mlflow_artifacts")
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", postgres_url, "--artifacts-destination", str(artifacts),
-            "--workers", "1",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            postgres_url,
+            "--artifacts-destination",
+            str(artifacts),
+            "--workers",
+            "1",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

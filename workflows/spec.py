@@ -41,8 +41,12 @@ class Step:
 
 
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("dataset_uri", "cornell-movie-review-data/rotten_tomatoes", "CSV/parquet path, gs:// URI or hub id"),
-    Parameter("artifacts_root", "artifacts/run", "where every step writes its outputs (gs:// in the cluster)"),
+    Parameter(
+        "dataset_uri", "cornell-movie-review-data/rotten_tomatoes", "CSV/parquet path, gs:// URI or hub id"
+    ),
+    Parameter(
+        "artifacts_root", "artifacts/run", "where every step writes its outputs (gs:// in the cluster)"
+    ),
     Parameter("base_model", "distilbert-base-uncased", "checkpoint to fine-tune"),
     Parameter("epochs", "3", "fine-tuning epochs"),
     Parameter("learning_rate", "5e-5", "fine-tuning learning rate"),
@@ -67,7 +71,10 @@ STEPS: tuple[Step, ...] = (
     Step(
         name="train-baseline",
         module="components.train_baseline",
-        args=(("--validated-dir", "{artifacts_root}/validated"), ("--output-dir", "{artifacts_root}/baseline")),
+        args=(
+            ("--validated-dir", "{artifacts_root}/validated"),
+            ("--output-dir", "{artifacts_root}/baseline"),
+        ),
         depends=("validate",),
         outputs=("{artifacts_root}/baseline",),
     ),

@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 
 # Slices by whitespace-token count: (name, min inclusive, max exclusive).
-LENGTH_SLICES: tuple[tuple[str, int, int], ...] = (("short_lt10", 0, 10), ("medium_10_25", 10, 25), ("long_ge25", 25, 10**9))
+LENGTH_SLICES: tuple[tuple[str, int, int], ...] = (
+    ("short_lt10", 0, 10),
+    ("medium_10_25", 10, 25),
+    ("long_ge25", 25, 10**9),
+)
 
 
 @dataclass
@@ -27,7 +31,12 @@ class ClassificationMetrics:
 
     def headline(self) -> dict[str, float]:
         """The scalar metrics, for MLflow and tables."""
-        values = {"accuracy": self.accuracy, "f1": self.f1, "precision": self.precision, "recall": self.recall}
+        values = {
+            "accuracy": self.accuracy,
+            "f1": self.f1,
+            "precision": self.precision,
+            "recall": self.recall,
+        }
         if self.roc_auc is not None:
             values["roc_auc"] = self.roc_auc
         return values
@@ -37,7 +46,10 @@ class ClassificationMetrics:
 
 
 def classification_metrics(
-    labels: Sequence[int], positive_proba: np.ndarray, texts: Sequence[str] | None = None, threshold: float = 0.5
+    labels: Sequence[int],
+    positive_proba: np.ndarray,
+    texts: Sequence[str] | None = None,
+    threshold: float = 0.5,
 ) -> ClassificationMetrics:
     """Accuracy, F1, precision, recall, ROC-AUC, confusion matrix and (with texts) per-length-slice scores."""
     from sklearn.metrics import (

@@ -105,7 +105,9 @@ class TransformerModel:
         return np.concatenate(parts)
 
 
-def load_model(model_dir: Path, expected_digest: str | None = None, device: str | None = None) -> SentimentModel:
+def load_model(
+    model_dir: Path, expected_digest: str | None = None, device: str | None = None
+) -> SentimentModel:
     """Verify a model directory's manifest, then load it with the loader for its flavour."""
     manifest = verify_manifest(model_dir, expected_digest)
     if manifest.flavor == TFIDF_FLAVOR:

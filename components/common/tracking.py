@@ -76,7 +76,9 @@ def log_model_dir(model_dir: Path, dataset_hash: str, dataset_uri: str) -> str:
         import pandas as pd
 
         dataset = mlflow.data.from_pandas(
-            pd.DataFrame({"dataset_hash": [dataset_hash]}), source=dataset_uri, name="rotten_tomatoes",
+            pd.DataFrame({"dataset_hash": [dataset_hash]}),
+            source=dataset_uri,
+            name="rotten_tomatoes",
             digest=dataset_hash.removeprefix("sha256:")[:36],
         )
         mlflow.log_input(dataset, context="training")

@@ -28,7 +28,9 @@ def _main() -> None:
             result = train_baseline(settings, run_id=run.info.run_id)
             mlflow.log_metrics({f"val_{k}": v for k, v in result.validation_metrics.items()})
             mlflow.log_metrics({"train_seconds": result.train_seconds})
-            result.model_artifact_uri = log_model_dir(result.model_dir, result.dataset_hash, settings.validated_dir)
+            result.model_artifact_uri = log_model_dir(
+                result.model_dir, result.dataset_hash, settings.validated_dir
+            )
     result.write()
     print(f"baseline trained: val accuracy {result.validation_metrics['accuracy']:.4f} -> {result.model_dir}")
 

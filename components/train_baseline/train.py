@@ -15,6 +15,7 @@ from components.common.results import TrainResult, model_dir_of
 from components.common.settings import TrackingSettings
 from components.common.tracking import git_commit
 
+
 class BaselineSettings(TrackingSettings):
     """Hyperparameters and paths of the baseline."""
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
@@ -71,7 +70,9 @@ def _expectation_suite(settings: ValidateSettings, has_split: bool) -> Any:
             column="text", min_value=1 - settings.max_duplicate_share, max_value=1.0
         ),
         ex.ExpectColumnMeanToBeBetween(
-            column="label_numeric", min_value=settings.min_positive_share, max_value=settings.max_positive_share
+            column="label_numeric",
+            min_value=settings.min_positive_share,
+            max_value=settings.max_positive_share,
         ),
     ):
         suite.add_expectation(expectation)
@@ -195,7 +196,9 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
         if settings.smoke:
             cleaned = datalib.smoke_subset(cleaned, seed=settings.seed)
         sizes = {f"{s}_rows": [int((cleaned["split"] == s).sum())] for s in datalib.SPLITS}
-        split_checks = _run_suite("splits", pd.DataFrame(sizes), lambda: _split_suite(settings, settings.smoke))
+        split_checks = _run_suite(
+            "splits", pd.DataFrame(sizes), lambda: _split_suite(settings, settings.smoke)
+        )
         checks += split_checks
         failures = [_describe_failure(c) for c in split_checks if not c["success"]]
     summary = datalib.summarise(cleaned) if cleaned is not None and not failures else None
