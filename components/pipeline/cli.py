@@ -1,0 +1,37 @@
+"""CLI: ``python -m components.pipeline --dataset-uri ... --artifacts-root ...`` (flags = workflows.spec.PARAMETERS)."""
+
+from __future__ import annotations
+
+import argparse
+
+from components.common.settings import run_cli
+from components.common.tracking import TrackingSettings
+from components.evaluate.evaluation import read_evaluation
+from components.pipeline.runner import run_pipeline
+from workflows.spec import PARAMETERS, parameter_defaults
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
+    defaults = parameter_defaults(local=True)
+    for parameter in PARAMETERS:
+        parser.add_argument(
+            "--" + parameter.name.replace("_", "-"),
+            dest=parameter.name,
+            default=defaults[parameter.name],
+            help=f"{parameter.description} (default: {defaults[parameter.name]})",
+        )
+    return parser
+
+
+def _main() -> None:
+    values = vars(build_parser().parse_args())
+    result = run_pipeline(values, TrackingSettings())
+    evaluation = read_evaluation(f"{values['artifacts_root']}/evaluation")
+    timings = ", ".join(f"{s.name} {s.seconds:.0f}s" for s in result.steps)
+    print(f"\npipeline {result.pipeline_id} succeeded in {result.seconds:.0f}s ({timings})")
+    print(f"test split (n={evaluation.n}), dataset {evaluation.dataset_hash[:19]}…\n{evaluation.table()}")
+
+
+def main() -> None:
+    run_cli(_main)

@@ -1,0 +1,83 @@
+"""Run ``workflows.spec.STEPS`` in dependency order, each as ``python -m <component>``, like the Argo pods do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.common.settings import ENV_PREFIX, ComponentError, GateFailed, TrackingSettings
+from components.common.tracking import git_commit, step_run
+from workflows.spec import STEPS, Step, topological_order
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    exit_code: int
+    seconds: float
+
+
+@dataclass
+class PipelineResult:
+    pipeline_id: str
+    parent_run_id: str | None
+    steps: list[StepOutcome] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+
+def _run_step(step: Step, values: dict[str, str], env: dict[str, str]) -> StepOutcome:
+    command = [sys.executable, "-m", step.module, *step.argv(values)]
+    print(f"\n=== {step.name}: {' '.join(command[1:])}", flush=True)
+    started = time.perf_counter()
+    proc = subprocess.run(command, env=env, check=False)
+    return StepOutcome(step.name, proc.returncode, time.perf_counter() - started)
+
+
+def run_pipeline(
+    values: dict[str, str], tracking: TrackingSettings, steps: tuple[Step, ...] = STEPS
+) -> PipelineResult:
+    """Run every step; stop at the first failure with the step's name and exit code."""
+    if not values.get("dataset_uri"):
+        raise ComponentError("dataset_uri is required")
+    pipeline_id = tracking.pipeline_id or f"local-{uuid.uuid4().hex[:8]}"
+    Path(values["artifacts_root"]).mkdir(parents=True, exist_ok=True)
+    with step_run(tracking, "pipeline", {"pipeline_id": pipeline_id}) as parent:
+        import mlflow
+
+        mlflow.log_params(values)
+        env = {
+            **os.environ,
+            f"{ENV_PREFIX}TRACKING_URI": tracking.tracking_uri,
+            f"{ENV_PREFIX}EXPERIMENT": tracking.experiment,
+            f"{ENV_PREFIX}REGISTERED_MODEL": tracking.registered_model,
+            f"{ENV_PREFIX}PARENT_RUN_ID": parent.info.run_id,
+            f"{ENV_PREFIX}PIPELINE_ID": pipeline_id,
+            "GIT_COMMIT": values.get("git_revision")
+            if values.get("git_revision") not in (None, "", "unknown")
+            else git_commit(),
+        }
+        result = PipelineResult(pipeline_id, parent.info.run_id)
+        for step in topological_order(steps):
+            outcome = _run_step(step, values, env)
+            result.steps.append(outcome)
+            mlflow.log_metric(f"step_seconds_{step.name.replace('-', '_')}", outcome.seconds)
+            if outcome.exit_code in step.gate_exit_codes:
+                mlflow.set_tag("outcome", f"gate refused at {step.name}")
+                raise GateFailed(
+                    f"pipeline stopped: the {step.name} gate refused (exit {outcome.exit_code}); see its message above"
+                )
+            if outcome.exit_code != 0:
+                mlflow.set_tag("outcome", f"failed at {step.name}")
+                raise ComponentError(
+                    f"pipeline stopped: step {step.name} failed with exit code {outcome.exit_code}"
+                )
+        mlflow.set_tag("outcome", "succeeded")
+    return result

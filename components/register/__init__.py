@@ -1,0 +1,1 @@
+"""register: the promotion gate and the MLflow registry (aliases challenger/champion, lineage tags)."""

@@ -1,0 +1,29 @@
+"""CLI: ``python -m components.register --evaluation-dir ... --promotion-margin 0.005``."""
+
+from __future__ import annotations
+
+import argparse
+
+from components.common.settings import add_settings_arguments, run_cli, settings_from_args
+from components.register.registration import RegisterSettings, register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="register", description=__doc__)
+    add_settings_arguments(parser, RegisterSettings)
+    return parser
+
+
+def _main() -> None:
+    settings = settings_from_args(RegisterSettings, build_parser().parse_args())
+    result = register(settings)
+    state = "registered" if result.created else "already registered"
+    moved = f"; moved {', '.join(result.aliases_moved)}" if result.aliases_moved else "; aliases unchanged"
+    print(
+        f"{state}: {result.model_name} version {result.version} "
+        f"({result.decision.metric} {result.decision.challenger:.4f}) aliases={result.aliases}{moved}"
+    )
+
+
+def main() -> None:
+    run_cli(_main)

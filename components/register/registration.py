@@ -1,0 +1,135 @@
+"""Register the challenger only when it beats the baseline and the champion by a margin on the same split.
+
+Idempotent: a model is identified by its manifest digest, so a rerun finds the existing version instead
+of creating a duplicate, and an alias already pointing at it is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from components.common import registry
+from components.common.settings import GateFailed, TrackingSettings
+from components.common.tracking import git_commit
+from components.evaluate.evaluation import EvaluationResult, ModelEvaluation, read_evaluation
+
+
+class RegisterSettings(TrackingSettings):
+    """The promotion gate and registry target."""
+
+    evaluation_dir: str = Field("artifacts/evaluation", description="output folder of evaluate")
+    promotion_margin: float = Field(0.005, description="required lead over baseline and champion")
+    gate_metric: str = Field("accuracy", description="metric the gate compares")
+    bootstrap_champion: bool = Field(True, description="the first registered version also becomes champion")
+
+
+@dataclass
+class GateDecision:
+    """Whether the challenger may be registered, and why."""
+
+    passed: bool
+    metric: str
+    challenger: float
+    thresholds: dict[str, float]
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RegistrationResult:
+    """What changed in the registry (nothing, when ``created`` and ``aliases_moved`` are empty)."""
+
+    model_name: str
+    version: str
+    created: bool
+    aliases_moved: list[str]
+    aliases: list[str]
+    decision: GateDecision
+
+
+def decide(evaluation: EvaluationResult, metric: str, margin: float) -> GateDecision:
+    """Compare the challenger with the baseline and (if any) the champion on the same split."""
+    challenger = float(evaluation.models["challenger"].metrics[metric])
+    thresholds: dict[str, float] = {}
+    reasons: list[str] = []
+    for role in ("baseline", "champion"):
+        other = evaluation.models.get(role)
+        if other is None:
+            continue
+        needed = float(other.metrics[metric]) + margin
+        thresholds[role] = needed
+        if challenger < needed:
+            reasons.append(
+                f"{metric} {challenger:.4f} < {role} {float(other.metrics[metric]):.4f} + margin {margin}"
+            )
+    return GateDecision(
+        passed=not reasons, metric=metric, challenger=challenger, thresholds=thresholds, reasons=reasons
+    )
+
+
+def lineage_tags(
+    evaluation: EvaluationResult, candidate: ModelEvaluation, parent_run_id: str | None
+) -> dict[str, str]:
+    """Tags every registered version carries: code, data, runs, and test metrics."""
+    tags = {
+        "git_commit": git_commit(),
+        "dataset_hash": evaluation.dataset_hash,
+        "train_run_id": candidate.train_run_id or "",
+        "parent_run_id": parent_run_id or "",
+        registry.DIGEST_TAG: candidate.digest,
+        "flavor": candidate.flavor,
+        "eval_split": evaluation.split,
+    }
+    for name, value in candidate.metrics.items():
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            tags[f"metric_{name}"] = f"{value:.6f}" if isinstance(value, float) else str(value)
+    return tags
+
+
+def _set_alias(mlflow_client: Any, name: str, alias: str, version: str) -> bool:
+    current = registry.version_by_alias(mlflow_client, name, alias)
+    if current is not None and str(current.version) == version:
+        return False
+    mlflow_client.set_registered_model_alias(name, alias, version)
+    return True
+
+
+def register(settings: RegisterSettings, register_run_id: str | None = None) -> RegistrationResult:
+    """Apply the gate; on success register (or reuse) the version and point ``challenger`` at it."""
+    evaluation = read_evaluation(settings.evaluation_dir)
+    decision = decide(evaluation, settings.gate_metric, settings.promotion_margin)
+    if not decision.passed:
+        raise GateFailed("promotion gate failed: " + "; ".join(decision.reasons))
+    candidate = evaluation.models["challenger"]
+    if not candidate.model_artifact_uri:
+        raise GateFailed("challenger has no tracked model artifact (was it trained with --track false?)")
+    mlflow_client = registry.client(settings)
+    name = settings.registered_model
+    if not mlflow_client.search_registered_models(f"name = '{name}'"):
+        mlflow_client.create_registered_model(name, description="Rotten Tomatoes sentiment classifier")
+    existing = registry.versions_with_digest(mlflow_client, name, candidate.digest)
+    created = not existing
+    if existing:
+        version = str(existing[0].version)
+    else:
+        tags = lineage_tags(evaluation, candidate, settings.parent_run_id or register_run_id)
+        version = str(
+            mlflow_client.create_model_version(
+                name, source=candidate.model_artifact_uri, run_id=candidate.train_run_id, tags=tags
+            ).version
+        )
+    moved = [registry.CHALLENGER] if _set_alias(mlflow_client, name, registry.CHALLENGER, version) else []
+    if (
+        settings.bootstrap_champion
+        and registry.version_by_alias(mlflow_client, name, registry.CHAMPION) is None
+    ):
+        _set_alias(mlflow_client, name, registry.CHAMPION, version)
+        moved.append(registry.CHAMPION)
+    aliases = [
+        a
+        for a in (registry.CHAMPION, registry.CHALLENGER)
+        if (v := registry.version_by_alias(mlflow_client, name, a)) and str(v.version) == version
+    ]
+    return RegistrationResult(name, version, created, moved, aliases, decision)
