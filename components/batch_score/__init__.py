@@ -1,0 +1,1 @@
+"""batch-score: score a dataset with a registered (or local) model; predictions parquet beside the input."""

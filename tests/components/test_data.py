@@ -1,0 +1,101 @@
+"""Dataset loading, cleaning, splitting, hashing and the smoke subset, on real files and fsspec stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fsspec
+import pandas as pd
+import pytest
+
+from components.common import data as datalib
+from tests.conftest import RT_CSV
+
+
+def test_shipped_csv_has_the_published_split_sizes(rt_frame: pd.DataFrame) -> None:
+    summary = datalib.summarise(rt_frame)
+    assert summary.split_sizes == {"train": 8530, "validation": 1066, "test": 1066}
+    assert summary.positive_share == pytest.approx(0.5)
+
+
+def test_parquet_and_csv_give_the_same_frame_and_hash(tmp_path: Path, rt_frame: pd.DataFrame) -> None:
+    parquet = tmp_path / "rt.parquet"
+    rt_frame.to_parquet(parquet, index=False)
+    from_parquet = datalib.clean(datalib.read_raw(str(parquet)))
+    assert datalib.dataset_hash(from_parquet) == datalib.dataset_hash(rt_frame)
+
+
+def test_fsspec_uri_is_read_like_a_local_file(rt_frame: pd.DataFrame) -> None:
+    """gs:// goes through fsspec; the in-memory filesystem exercises the same code path offline."""
+    with fsspec.open("memory://bucket/rt.csv", "wb") as handle:
+        handle.write(RT_CSV.read_bytes())
+    remote = datalib.clean(datalib.read_raw("memory://bucket/rt.csv"))
+    assert datalib.dataset_hash(remote) == datalib.dataset_hash(rt_frame)
+
+
+def test_kaggle_critic_reviews_layout(tmp_path: Path) -> None:
+    path = tmp_path / "rotten_tomatoes_critic_reviews.csv"
+    pd.DataFrame(
+        {
+            "rotten_tomatoes_link": ["m/a", "m/b", "m/c", "m/d"],
+            "critic_name": ["x", "y", "z", "w"],
+            "review_type": ["Fresh", "Rotten", "fresh", "Rotten"],
+            "review_content": ["A  triumph.", "A mess.", "Lovely   work", ""],
+        }
+    ).to_csv(path, index=False)
+    frame = datalib.clean(datalib.read_raw(str(path)), seed=1)
+    assert sorted(frame["text"]) == ["A mess.", "A triumph.", "Lovely work"]
+    assert dict(zip(frame["text"], frame["label"], strict=True)) == {
+        "A triumph.": 1,
+        "A mess.": 0,
+        "Lovely work": 1,
+    }
+    assert set(frame["split"]) <= set(datalib.SPLITS)
+
+
+def test_cleaning_normalises_and_drops_empty_duplicate_and_conflicting() -> None:
+    raw = pd.DataFrame(
+        {
+            "text": ["  good\u0097 film ", "good film", "bad\tfilm", "", "e\u0301te", "same", "same", None],
+            "label": ["1", "1", "0", "1", "1", "1", "0", "1"],
+        }
+    )
+    frame = datalib.clean(raw)
+    assert list(frame["text"]) == ["good film", "bad film", "\u00e9te"]
+    assert list(frame["label"]) == [1, 0, 1]
+
+
+def test_seeded_split_is_deterministic_and_stratified(rt_frame: pd.DataFrame) -> None:
+    unsplit = rt_frame[["text", "label"]]
+    first = datalib.clean(unsplit, seed=7)
+    again = datalib.clean(unsplit, seed=7)
+    other = datalib.clean(unsplit, seed=8)
+    assert datalib.dataset_hash(first) == datalib.dataset_hash(again) != datalib.dataset_hash(other)
+    shares = first.groupby("split")["label"].mean()
+    assert shares.between(0.45, 0.55).all()
+    assert (first["split"] == "test").sum() == pytest.approx(len(first) * 0.1, abs=2)
+
+
+def test_hash_changes_with_any_row(rt_frame: pd.DataFrame) -> None:
+    changed = rt_frame.copy()
+    changed.loc[0, "label"] = 1 - changed.loc[0, "label"]
+    assert datalib.dataset_hash(changed) != datalib.dataset_hash(rt_frame)
+
+
+def test_smoke_subset_is_under_one_percent_and_stratified(rt_frame: pd.DataFrame) -> None:
+    smoke = datalib.smoke_subset(rt_frame)
+    assert len(smoke) < 0.01 * len(rt_frame)
+    counts = smoke.groupby(["split", "label"]).size()
+    assert len(counts) == 6 and counts.min() >= 4
+    assert counts.loc["train"].iloc[0] == counts.loc["train"].iloc[1]
+
+
+def test_unreadable_sources_give_readable_errors(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("text,label\ncaf\xe9 society,1\n".encode("latin-1"))
+    with pytest.raises(datalib.DataError, match="not valid UTF-8"):
+        datalib.read_raw(str(latin1))
+    with pytest.raises(datalib.DataError, match="not found"):
+        datalib.read_raw(str(tmp_path / "missing.csv"))
+    with pytest.raises(datalib.DataError, match="cannot load hub dataset"):
+        datalib.read_raw("no-such-org/no-such-dataset")

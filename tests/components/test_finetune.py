@@ -1,0 +1,130 @@
+"""Fine-tuning a tiny transformer: precision handling, checkpoints, resume after SIGKILL, GPU FP16."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from components.common.models import load_model
+from components.common.settings import ComponentError
+from components.finetune.train import FinetuneSettings, choose_precision, finetune, latest_checkpoint
+
+
+def _finetune_cmd(validated: Path, out: Path, checkpoint: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "components.finetune",
+        "--validated-dir",
+        str(validated),
+        "--output-dir",
+        str(out),
+        "--base-model",
+        str(checkpoint),
+        "--batch-size",
+        "4",
+        "--track",
+        "false",
+        *extra,
+    ]
+
+
+def test_fp16_needs_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        assert choose_precision("auto") == "fp16"
+    else:
+        assert choose_precision("auto") == "fp32"
+        with pytest.raises(ComponentError, match="no CUDA device"):
+            choose_precision("fp16")
+
+
+def test_finetune_writes_a_loadable_model_with_lineage(
+    tmp_path: Path, validated_smoke_dir: Path, tiny_checkpoint_dir: Path
+) -> None:
+    settings = FinetuneSettings(
+        validated_dir=str(validated_smoke_dir),
+        output_dir=str(tmp_path),
+        base_model=str(tiny_checkpoint_dir),
+        epochs=1,
+        batch_size=16,
+        eval_steps=2,
+        max_length=32,
+        track=False,
+    )
+    result = finetune(settings)
+    model = load_model(Path(result.model_dir))
+    assert model.flavor == "transformer" and model.predict_proba(["fine"]).shape == (1,)
+    metadata = model.manifest.metadata
+    assert metadata["precision"] == result.precision == "fp32"
+    assert metadata["max_length"] == 32 and metadata["dataset_hash"] == result.dataset_hash
+    assert not (Path(result.model_dir) / "training_args.bin").exists(), "no pickles in the served model"
+    assert latest_checkpoint(tmp_path / "checkpoints") is not None
+
+
+def test_killed_finetune_resumes_from_its_last_checkpoint(
+    tmp_path: Path, validated_smoke_dir: Path, tiny_checkpoint_dir: Path
+) -> None:
+    out = tmp_path / "ft"
+    # 76 rows / batch 4 = 19 steps an epoch; 3 epochs = 57 steps, a checkpoint every 10.
+    cmd = _finetune_cmd(
+        validated_smoke_dir,
+        out,
+        tiny_checkpoint_dir,
+        "--epochs",
+        "8",
+        "--eval-steps",
+        "10",
+        "--early-stopping-patience",
+        "1000",
+        "--save-total-limit",
+        "3",
+    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    killed_at = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        checkpoint = latest_checkpoint(out / "checkpoints")
+        if checkpoint is not None and int(checkpoint.name.split("-")[1]) >= 10:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed_at = int(checkpoint.name.split("-")[1])
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+    assert killed_at is not None, "the run finished before it could be killed"
+    assert not (out / "model" / "manifest.json").exists(), "a killed run must not publish a model"
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    resumed_from = json.loads((out / "model" / "manifest.json").read_text())["metadata"]["resumed_from"]
+    assert resumed_from is not None and int(resumed_from.split("-")[1]) >= killed_at
+    state = json.loads((latest_checkpoint(out / "checkpoints") / "trainer_state.json").read_text())
+    assert state["global_step"] == 57
+
+
+@pytest.mark.gpu
+def test_fp16_finetune_on_gpu(tmp_path: Path, validated_smoke_dir: Path, tiny_checkpoint_dir: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    settings = FinetuneSettings(
+        validated_dir=str(validated_smoke_dir),
+        output_dir=str(tmp_path),
+        base_model=str(tiny_checkpoint_dir),
+        epochs=1,
+        batch_size=16,
+        precision="fp16",
+        track=False,
+    )
+    result = finetune(settings)
+    assert result.precision == "fp16"
+    assert load_model(Path(result.model_dir)).manifest.metadata["precision"] == "fp16"

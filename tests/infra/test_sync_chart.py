@@ -1,0 +1,65 @@
+"""The chart's copies of monitoring/ are exact copies: one hand-maintained source."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from infra import sync_chart
+from tests.conftest import REPO_ROOT
+
+
+def test_chart_copies_match_the_monitoring_sources() -> None:
+    found = sync_chart.differences()
+    assert not found, f"{[str(d) for d in found]}: run `python -m infra.sync_chart`"
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    """A temporary copy of monitoring/ and of the chart's files/, in sync."""
+    source, files = tmp_path / "monitoring", tmp_path / "files"
+    shutil.copytree(REPO_ROOT / "monitoring", source)
+    (source / "prometheus" / "rules").mkdir(parents=True, exist_ok=True)
+    (source / "prometheus" / "rules" / "extra.yaml").write_text("groups: []\n")
+    (source / "grafana" / "dashboards").mkdir(parents=True, exist_ok=True)
+    (source / "grafana" / "dashboards" / "extra.json").write_text("{}\n")
+    sync_chart.sync(source, files)
+    assert sync_chart.differences(source, files) == []
+    return source, files
+
+
+def test_a_differing_copy_is_reported_and_fixed(tree: tuple[Path, Path]) -> None:
+    source, files = tree
+    copy = files / "prometheus" / "rules" / "extra.yaml"
+    copy.write_text("groups: [{name: edited-in-the-chart, rules: []}]\n")
+    assert [str(d) for d in sync_chart.differences(source, files)] == ["differs: prometheus/rules/extra.yaml"]
+    sync_chart.sync(source, files)
+    assert copy.read_text() == (source / "prometheus" / "rules" / "extra.yaml").read_text()
+
+
+def test_missing_and_stale_copies_are_reported_and_fixed(tree: tuple[Path, Path]) -> None:
+    source, files = tree
+    (files / "grafana" / "dashboards" / "extra.json").unlink()
+    (files / "grafana" / "dashboards" / "removed-upstream.json").write_text("{}\n")
+    problems = {str(d) for d in sync_chart.differences(source, files)}
+    assert problems == {"missing: grafana/dashboards/extra.json", "stale: grafana/dashboards/removed-upstream.json"}
+    sync_chart.sync(source, files)
+    assert sync_chart.differences(source, files) == []
+    assert not (files / "grafana" / "dashboards" / "removed-upstream.json").exists()
+
+
+def test_check_mode_exit_code(tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    source, files = tree
+    monkeypatch.setattr(sync_chart, "SOURCE_ROOT", source)
+    monkeypatch.setattr(sync_chart, "CHART_FILES", files)
+    # main() reads the module-level defaults through differences()/sync(): rebind them for the test.
+    monkeypatch.setattr(sync_chart.differences, "__defaults__", (source, files))
+    monkeypatch.setattr(sync_chart.sync, "__defaults__", (source, files))
+    assert sync_chart.main(["--check"]) == 0
+    (files / "prometheus" / "rules" / "extra.yaml").write_text("groups: []  # edited\n")
+    assert sync_chart.main(["--check"]) == 1
+    assert "differs: prometheus/rules/extra.yaml" in capsys.readouterr().out
+    assert sync_chart.main([]) == 0
+    assert sync_chart.main(["--check"]) == 0

@@ -1,0 +1,302 @@
+"""propose / promote / rollback on a temporary Git repository against a real MLflow registry (SQLite).
+
+Each test copies the real prod overlay into a fresh Git repo, registers versions in an isolated MLflow
+store (``tracking_env``; a migrated empty database is copied in, which saves ~8 s of schema migration per
+test), runs the CLI and checks the exact ``git diff`` and the registry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, free_port
+
+OVERLAY = Path("k8s/overlays/prod")
+NEW_URI = "gs://sentimentops-prod-mlflow/artifacts/1/fedcba9876543210fedcba9876543210/artifacts/model"
+MODEL = "sentiment"
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` (a throwaway repository under tmp_path) and return stdout."""
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+    )
+    return out.stdout
+
+
+def changed_lines(repo: Path) -> list[str]:
+    """The +/- lines of the working tree's diff against HEAD (no headers, no context)."""
+    diff = git(repo, "diff", "-U0", "--no-color")
+    return [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite database with its schema already migrated."""
+    from components.common import registry
+    from components.common.settings import TrackingSettings
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    registry.client(TrackingSettings(tracking_uri=f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture()
+def mlflow_client(tracking_env: str, migrated_db: Path) -> object:
+    """A real MLflow client on this test's own registry, with ``sentiment`` v1 (the served champion)."""
+    from components.common import registry
+    from components.common.settings import TrackingSettings
+
+    db = Path(tracking_env.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_db, db)
+    client = registry.client(TrackingSettings())
+    client.create_registered_model(MODEL)
+    return client
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    """A Git repo holding a copy of the real prod overlay, committed."""
+    root = tmp_path / "gitops"
+    (root / OVERLAY).mkdir(parents=True)
+    shutil.copyfile(REPO_ROOT / OVERLAY / "inferenceservice.yaml", root / OVERLAY / "inferenceservice.yaml")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "ci@sentimentops.test")
+    git(root, "config", "user.name", "ci")
+    commit_all(root, "prod overlay")
+    return root
+
+
+@pytest.fixture()
+def served(repo: Path) -> tuple[str, str]:
+    """(model version, storageUri) the overlay serves now."""
+    from serving.rollout.manifest import read_state
+
+    state = read_state((repo / OVERLAY / "inferenceservice.yaml").read_text())
+    assert state.model_version and not state.in_canary
+    return state.model_version, state.storage_uri
+
+
+@pytest.fixture()
+def registry_with_challenger(mlflow_client: object, served: tuple[str, str]) -> str:
+    """v<served> is champion (its source is the overlay's storageUri); the next version is challenger."""
+    version, uri = served
+    client = mlflow_client
+    created = None
+    while created is None or int(created.version) < int(version):  # registry versions are sequential
+        created = client.create_model_version(MODEL, source=uri)
+    client.set_registered_model_alias(MODEL, "champion", version)
+    challenger = client.create_model_version(MODEL, source=NEW_URI, tags={"model_digest": "sha256:abc"})
+    client.set_registered_model_alias(MODEL, "challenger", challenger.version)
+    return str(challenger.version)
+
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture()
+def cli(repo: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run ``python -m serving.rollout`` in-process on the temp repo's overlay: (exit code, out, err)."""
+    from serving.rollout.cli import main
+
+    def run(command: str, *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            main([command, "--overlay", str(repo / OVERLAY), *args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def alias(client: object, name: str) -> str | None:
+    from components.common.registry import version_by_alias
+
+    version = version_by_alias(client, MODEL, name)
+    return None if version is None else str(version.version)
+
+
+def test_propose_writes_exactly_the_canary_and_rerun_is_noop(
+    repo: Path, cli: Cli, registry_with_challenger: str, served: tuple[str, str]
+) -> None:
+    stable_version, stable_uri = served
+    code, out, err = cli("propose", "--canary-traffic-percent", "10")
+    assert code == 0, err
+    assert changed_lines(repo) == [
+        f'-    sentimentops.io/model-version: "{stable_version}"',
+        f'+    sentimentops.io/model-version: "{registry_with_challenger}"',
+        f'+    sentimentops.io/stable-model-version: "{stable_version}"',
+        f"+    sentimentops.io/stable-storage-uri: {stable_uri}",
+        "+    canaryTrafficPercent: 10",
+        f"-      storageUri: {stable_uri}",
+        f"+      storageUri: {NEW_URI}",
+    ]
+    assert "wrote" in out
+    commit_all(repo, "propose")
+
+    code, out, _ = cli("propose", "--canary-traffic-percent", "10")
+    assert code == 0 and "unchanged" in out
+    assert git(repo, "status", "--porcelain") == ""
+
+    # Ramp: only the percent changes.
+    code, _, _ = cli("propose", "--canary-traffic-percent", "25")
+    assert code == 0
+    assert changed_lines(repo) == ["-    canaryTrafficPercent: 10", "+    canaryTrafficPercent: 25"]
+
+
+def test_promote_moves_champion_and_keeps_the_canary_model(
+    repo: Path, cli: Cli, mlflow_client: object, registry_with_challenger: str, served: tuple[str, str]
+) -> None:
+    stable_version, stable_uri = served
+    assert cli("propose")[0] == 0
+    commit_all(repo, "propose")
+
+    code, out, err = cli("promote")
+    assert code == 0, err
+    assert changed_lines(repo) == [
+        f'-    sentimentops.io/stable-model-version: "{stable_version}"',
+        f"-    sentimentops.io/stable-storage-uri: {stable_uri}",
+        "-    canaryTrafficPercent: 10",
+    ]
+    assert alias(mlflow_client, "champion") == registry_with_challenger
+    assert f"champion: version {stable_version} -> {registry_with_challenger}" in out
+    commit_all(repo, "promote")
+
+    # Against the commit before the canary, only the served model changed.
+    diff = git(repo, "diff", "-U0", "HEAD~2", "--", str(OVERLAY)).splitlines()
+    assert [x for x in diff if x[:1] in "+-" and not x.startswith(("+++", "---"))] == [
+        f'-    sentimentops.io/model-version: "{stable_version}"',
+        f'+    sentimentops.io/model-version: "{registry_with_challenger}"',
+        f"-      storageUri: {stable_uri}",
+        f"+      storageUri: {NEW_URI}",
+    ]
+    for command in ("promote", "rollback", "propose"):  # all no-ops now
+        code, out, err = cli(command)
+        assert code == 0 and "unchanged" in out, (command, out, err)
+    assert git(repo, "status", "--porcelain") == ""
+    assert alias(mlflow_client, "champion") == registry_with_challenger
+
+
+def test_rollback_restores_the_stable_bytes_and_tags_the_reason(
+    repo: Path, cli: Cli, mlflow_client: object, registry_with_challenger: str, served: tuple[str, str]
+) -> None:
+    stable_version, _ = served
+    original = (repo / OVERLAY / "inferenceservice.yaml").read_bytes()
+    assert cli("propose")[0] == 0
+    commit_all(repo, "propose")
+
+    code, out, err = cli("rollback", "--reason", "analysis: 5xx error rate 0.31 > 0.02")
+    assert code == 0, err
+    assert (repo / OVERLAY / "inferenceservice.yaml").read_bytes() == original
+    version = mlflow_client.get_model_version(MODEL, registry_with_challenger)
+    assert version.tags["rollback_reason"] == "analysis: 5xx error rate 0.31 > 0.02"
+    assert alias(mlflow_client, "champion") == stable_version
+    assert alias(mlflow_client, "challenger") == registry_with_challenger
+    commit_all(repo, "rollback")
+
+    code, out, _ = cli("rollback", "--reason", "again")
+    assert code == 0 and "unchanged" in out
+    assert git(repo, "status", "--porcelain") == ""
+    assert (
+        mlflow_client.get_model_version(MODEL, registry_with_challenger)
+        .tags["rollback_reason"]
+        .startswith("analysis:")
+    )
+
+
+def test_missing_challenger_is_one_line_error_and_nothing_written(
+    repo: Path, mlflow_client: object, tracking_env: str
+) -> None:
+    """Through the real entrypoint (a subprocess): stderr is one line, exit 1, overlay untouched."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "serving.rollout", "propose", "--overlay", str(repo / OVERLAY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env={**os.environ, "SENTIMENTOPS_TRACKING_URI": tracking_env},
+    )
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert lines == ["error: registered model 'sentiment' has no version with alias 'challenger'"]
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_propose_refuses_an_artifact_uri_kserve_cannot_load(
+    repo: Path, cli: Cli, mlflow_client: object
+) -> None:
+    version = mlflow_client.create_model_version(MODEL, source="mlflow-artifacts:/1/abc/artifacts/model")
+    mlflow_client.set_registered_model_alias(MODEL, "challenger", version.version)
+    code, _, err = cli("propose")
+    assert code == 1 and "scheme 'mlflow-artifacts' is not one KServe can load" in err
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_propose_refuses_a_second_canary(
+    repo: Path, cli: Cli, mlflow_client: object, registry_with_challenger: str
+) -> None:
+    assert cli("propose")[0] == 0
+    commit_all(repo, "propose")
+    newer = mlflow_client.create_model_version(MODEL, source=NEW_URI.replace("fedcba", "abcdef"))
+    mlflow_client.set_registered_model_alias(MODEL, "challenger", newer.version)
+    code, _, err = cli("propose")
+    assert code == 1 and "already rolled out" in err
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_registry_unreachable_writes_nothing(
+    repo: Path, cli: Cli, registry_with_challenger: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("propose")[0] == 0
+    commit_all(repo, "propose")
+    monkeypatch.setenv("SENTIMENTOPS_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    for command in ("promote", "rollback"):
+        code, _, err = cli(command)
+        assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_promote_undoes_the_alias_when_the_overlay_cannot_be_written(
+    repo: Path,
+    cli: Cli,
+    mlflow_client: object,
+    registry_with_challenger: str,
+    served: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fault injection at the last step (the rename): the registry change is undone, no temp file left."""
+    assert cli("propose")[0] == 0
+    commit_all(repo, "propose")
+    from serving.rollout import actions
+
+    def failing_replace(src: object, dst: object) -> None:
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(actions.os, "replace", failing_replace)
+    code, _, err = cli("promote")
+    assert code == 1 and "disk full (injected)" in err and "champion moved back to" in err
+    assert alias(mlflow_client, "champion") == served[0]
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+    code, _, err = cli("rollback", "--reason", "drill")
+    assert code == 1
+    assert "rollback_reason" not in mlflow_client.get_model_version(MODEL, registry_with_challenger).tags
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""

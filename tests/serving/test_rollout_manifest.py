@@ -1,0 +1,120 @@
+"""Pure overlay edits: minimal diffs, comments kept, idempotence, and refusals with clear reasons."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import pytest
+
+from serving.rollout import manifest
+from serving.rollout.manifest import ManifestError
+from tests.conftest import REPO_ROOT
+
+OVERLAYS = ("staging", "prod")
+NEW = "gs://bucket/artifacts/7/ffff/artifacts/model"
+
+SMALL = """\
+# top comment
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: sentiment
+  annotations:
+    other.io/keep: 'single'   # trailing comment
+    sentimentops.io/model-version: "3"
+spec:
+  predictor:
+    minReplicas: 2
+    model:
+      # where the model is
+      storageUri: gs://bucket/artifacts/3/aaaa/artifacts/model
+      resources: {requests: {cpu: "1"}}
+"""
+
+
+def changes(before: str, after: str) -> list[str]:
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+@pytest.mark.parametrize("env", OVERLAYS)
+def test_real_overlays_round_trip_byte_for_byte(env: str) -> None:
+    text = (REPO_ROOT / "k8s" / "overlays" / env / "inferenceservice.yaml").read_text()
+    state = manifest.read_state(text)
+    assert not state.in_canary and state.model_version and state.storage_uri.startswith("gs://")
+    canary = manifest.with_canary(text, "99", NEW, 10)
+    assert canary.changed and canary.after.in_canary
+    assert manifest.rolled_back(canary.text).text == text
+
+
+def test_edits_touch_only_their_lines_and_keep_comments_and_quotes() -> None:
+    canary = manifest.with_canary(SMALL, "4", NEW, 10)
+    assert changes(SMALL, canary.text) == [
+        '-    sentimentops.io/model-version: "3"',
+        '+    sentimentops.io/model-version: "4"',
+        '+    sentimentops.io/stable-model-version: "3"',
+        "+    sentimentops.io/stable-storage-uri: gs://bucket/artifacts/3/aaaa/artifacts/model",
+        "+    canaryTrafficPercent: 10",
+        "-      storageUri: gs://bucket/artifacts/3/aaaa/artifacts/model",
+        f"+      storageUri: {NEW}",
+    ]
+    assert canary.after == manifest.ManifestState(
+        "4", NEW, 10, "3", "gs://bucket/artifacts/3/aaaa/artifacts/model"
+    )
+    promoted = manifest.promoted(canary.text)
+    assert changes(SMALL, promoted.text) == [
+        '-    sentimentops.io/model-version: "3"',
+        '+    sentimentops.io/model-version: "4"',
+        "-      storageUri: gs://bucket/artifacts/3/aaaa/artifacts/model",
+        f"+      storageUri: {NEW}",
+    ]
+    assert manifest.rolled_back(canary.text).text == SMALL
+
+
+def test_reapplying_is_a_noop() -> None:
+    canary = manifest.with_canary(SMALL, "4", NEW, 10)
+    again = manifest.with_canary(canary.text, "4", NEW, 10)
+    assert not again.changed and again.text == canary.text
+    assert not manifest.with_canary(SMALL, "3", "gs://x/y", 10).changed  # already served
+    assert not manifest.promoted(SMALL).changed
+    assert not manifest.rolled_back(SMALL).changed
+    promoted = manifest.promoted(canary.text).text
+    assert not manifest.promoted(promoted).changed
+    assert not manifest.with_canary(promoted, "4", NEW, 10).changed
+
+
+@pytest.mark.parametrize(
+    ("text", "call", "message"),
+    [
+        ("kind: [unclosed", lambda t: manifest.read_state(t), "not valid YAML"),
+        ("kind: Deployment\n", lambda t: manifest.read_state(t), "not an InferenceService patch"),
+        (
+            SMALL.replace("      storageUri: gs://bucket/artifacts/3/aaaa/artifacts/model\n", ""),
+            lambda t: manifest.read_state(t),
+            "no spec.predictor.model.storageUri",
+        ),
+        (SMALL, lambda t: manifest.with_canary(t, "4", NEW, 100), "between 1 and 99"),
+        (
+            SMALL.replace('    sentimentops.io/model-version: "3"\n', ""),
+            lambda t: manifest.with_canary(t, "4", NEW, 10),
+            "no sentimentops.io/model-version annotation",
+        ),
+        (
+            manifest.with_canary(SMALL, "4", NEW, 10).text,
+            lambda t: manifest.with_canary(t, "5", "gs://b/5", 10),
+            "a canary of version 4 is already rolled out",
+        ),
+        (
+            SMALL.replace("    model:\n", "    canaryTrafficPercent: 10\n    model:\n"),
+            lambda t: manifest.rolled_back(t),
+            "cannot tell what to roll back to",
+        ),
+    ],
+)
+def test_refusals_are_clear(text: str, call: Callable[[str], object], message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        call(text)

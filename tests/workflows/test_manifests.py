@@ -1,0 +1,102 @@
+"""The committed manifests: regenerated identically, valid against the real Argo CRD schemas, lint-clean."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.workflows.conftest import load_manifest, manifest_files
+from workflows import generate, submit
+from workflows.argo import BATCH_SCORE_TEMPLATE, RETRAIN_CRON, RETRAIN_TEMPLATE
+
+Validate = Callable[[dict[str, Any]], list[str]]
+
+
+def test_committed_manifests_match_a_fresh_generation(tmp_path: Path) -> None:
+    expected = {f"{RETRAIN_TEMPLATE}.yaml", f"{RETRAIN_CRON}.yaml", f"{BATCH_SCORE_TEMPLATE}.yaml"}
+    assert expected <= {p.name for p in manifest_files()}
+    stale = generate.stale()
+    assert not stale, f"stale manifests {stale}: run `python -m workflows.generate` and commit the result"
+    # The CLI's --check agrees, and a fresh folder is written byte-identically.
+    assert generate.main(["--check"]) == 0
+    assert generate.main(["--out", str(tmp_path)]) == 0
+    for path in tmp_path.iterdir():
+        assert path.read_text() == (generate.MANIFESTS_DIR / path.name).read_text()
+
+
+def test_check_mode_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generate.write(tmp_path)
+    edited = tmp_path / f"{RETRAIN_TEMPLATE}.yaml"
+    edited.write_text(edited.read_text().replace("limit: 2", "limit: 9"))
+    assert generate.main(["--check", "--out", str(tmp_path)]) == 1
+    assert f"stale manifests in {tmp_path}: {RETRAIN_TEMPLATE}.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", manifest_files(), ids=lambda p: p.name)
+def test_every_manifest_validates_against_the_argo_crd_schema(
+    path: Path, validate_manifest: Validate
+) -> None:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    assert docs, f"{path} is empty"
+    for doc in docs:
+        assert validate_manifest(doc) == [], f"{path.name} does not validate"
+
+
+def _broken(manifest: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    out = copy.deepcopy(manifest)
+    edit(out)
+    return out
+
+
+BROKEN_RETRAIN: dict[str, Callable[[dict[str, Any]], None]] = {
+    "unknown container key": lambda d: d["spec"]["templates"][0]["container"].update(
+        imagePullPolice="Always"
+    ),
+    "unknown retryStrategy key": lambda d: d["spec"]["templates"][0]["retryStrategy"].update(retries=3),
+    "wrong type: deadline as text": lambda d: d["spec"].update(activeDeadlineSeconds="8h"),
+    "wrong type: args not a list": lambda d: d["spec"]["templates"][0]["container"].update(args="--x y"),
+    "wrong type: env value a number": lambda d: d["spec"]["templates"][0]["container"]["env"][0].update(
+        value=5
+    ),
+    "unknown spec key": lambda d: d["spec"].update(tolerationz=[]),
+    "unknown top-level key": lambda d: d.update(extra={"a": 1}),
+    "misspelt dag dependency key": lambda d: next(t for t in d["spec"]["templates"] if "dag" in t)["dag"][
+        "tasks"
+    ][1].update(dependecies=["validate"]),
+    "wrong kind": lambda d: d.update(kind="Workflowtemplate"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_RETRAIN))
+def test_schema_rejects_unknown_keys_and_wrong_types(case: str, validate_manifest: Validate) -> None:
+    good = load_manifest(f"{RETRAIN_TEMPLATE}.yaml")
+    assert validate_manifest(good) == []
+    assert validate_manifest(_broken(good, BROKEN_RETRAIN[case])), f"broken fixture accepted: {case}"
+
+
+def test_schema_rejects_a_broken_cron(validate_manifest: Validate) -> None:
+    good = load_manifest(f"{RETRAIN_CRON}.yaml")
+    assert validate_manifest(_broken(good, lambda d: d["spec"].update(concurencyPolicy="Forbid")))
+    assert validate_manifest(_broken(good, lambda d: d["spec"].update(schedules="0 3 * * 1")))
+    assert validate_manifest(_broken(good, lambda d: d["spec"].pop("workflowSpec")))
+
+
+def test_submitted_workflow_validates(validate_manifest: Validate) -> None:
+    manifest = submit.workflow_manifest({"dataset_uri": "gs://b/reviews.csv", "epochs": "1"})
+    assert validate_manifest(manifest) == []
+    assert manifest["spec"]["workflowTemplateRef"] == {"name": RETRAIN_TEMPLATE}
+
+
+def test_manifests_pass_yamllint() -> None:
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    config = YamlLintConfig("{extends: default, rules: {line-length: {max: 120}}}")
+    for path in manifest_files():
+        problems = [str(p) for p in linter.run(path.read_text(), config, str(path))]
+        assert problems == [], f"{path.name}: {problems}"

@@ -1,0 +1,211 @@
+"""sentiment-retrain really matches the components: DAG, command lines, parameters, GPU, retries, hardening."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from typing import Any
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from components.common.settings import ComponentError, settings_from_args
+from tests.workflows.conftest import SAMPLE_PARAMETERS, SAMPLE_UID, container_templates, substitute
+from workflows.argo import PARAMETER_ENUMS, REQUIRED_PARAMETERS, retry_expression
+from workflows.cluster import DEFAULT_CLUSTER, STEP_RESOURCES, missing_step_resources
+from workflows.spec import PARAMETERS, STEPS, Step
+
+STEP_IDS = [s.name for s in STEPS]
+_REF = re.compile(r"\{\{workflow\.parameters\.([A-Za-z0-9_-]+)\}\}")
+
+
+def _dag(manifest: dict[str, Any]) -> dict[str, Any]:
+    entry = manifest["spec"]["entrypoint"]
+    return next(t for t in manifest["spec"]["templates"] if t["name"] == entry)["dag"]
+
+
+def _container(manifest: dict[str, Any], step: Step) -> dict[str, Any]:
+    return container_templates(manifest)[step.name]["container"]
+
+
+def test_dag_order_matches_the_spec(retrain: dict[str, Any]) -> None:
+    tasks = {t["name"]: t for t in _dag(retrain)["tasks"]}
+    assert list(tasks) == ["validate", "train-baseline", "finetune", "evaluate", "register"]
+    deps = {name: set(t.get("dependencies", [])) for name, t in tasks.items()}
+    assert deps == {
+        "validate": set(),
+        "train-baseline": {"validate"},
+        "finetune": {"validate"},  # in parallel with train-baseline
+        "evaluate": {"train-baseline", "finetune"},
+        "register": {"evaluate"},
+    }
+    assert deps == {s.name: set(s.depends) for s in STEPS}
+    assert all(t["template"] == name for name, t in tasks.items())
+
+
+def test_container_per_step_runs_the_component_module(retrain: dict[str, Any]) -> None:
+    containers = container_templates(retrain)
+    assert set(containers) == set(STEP_IDS)
+    for step in STEPS:
+        assert _container(retrain, step)["command"] == ["python", "-m", step.module]
+        assert _container(retrain, step)["image"] == DEFAULT_CLUSTER.image
+
+
+def _cli(step_module: str) -> Any:
+    try:
+        return importlib.import_module(f"{step_module}.cli")
+    except ModuleNotFoundError as exc:  # the lead's components land separately
+        pytest.fail(f"{step_module}.cli is missing: {exc}")
+
+
+def _settings_class(cli_module: Any, dests: set[str]) -> type[BaseSettings] | None:
+    """The settings class the CLI builds its flags from (the one whose fields are the parser's dests)."""
+    for _, obj in inspect.getmembers(cli_module, inspect.isclass):
+        if issubclass(obj, BaseSettings) and dests <= set(obj.model_fields) and dests:
+            if set(obj.model_fields) <= dests | {"help"}:
+                return obj
+    return None
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_IDS)
+def test_rendered_args_parse_with_the_real_component_cli(retrain: dict[str, Any], step: Step) -> None:
+    args = [substitute(a) for a in _container(retrain, step)["args"]]
+    cli = _cli(step.module)
+    parser = cli.build_parser()
+    parsed = parser.parse_args(args)  # an unknown flag exits with SystemExit(2) and fails the test
+    # Every flag carries exactly the value the template rendered.
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        assert getattr(parsed, flag.removeprefix("--").replace("-", "_")) == value
+    # And the values are valid for the component's typed settings (ints, floats, enums, bools).
+    dests = {a.dest for a in parser._actions if a.dest != "help"}
+    settings_cls = _settings_class(cli, dests)
+    assert settings_cls is not None, f"no settings class behind {step.module}.cli"
+    try:
+        settings_from_args(settings_cls, parsed)
+    except ComponentError as exc:
+        pytest.fail(f"{step.name}: sample parameters rejected by its settings: {exc}")
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_IDS)
+def test_argo_and_local_runner_get_the_same_command_line(retrain: dict[str, Any], step: Step) -> None:
+    """One definition, two runners: Argo's args equal the local runner's argv for the same values."""
+    local_values = {
+        **SAMPLE_PARAMETERS,
+        "artifacts_root": f"{SAMPLE_PARAMETERS['artifacts_root']}/{SAMPLE_UID}",
+    }
+    argo_args = [substitute(a) for a in _container(retrain, step)["args"]]
+    assert argo_args == step.argv(local_values)
+
+
+def test_every_parameter_flows_into_the_commands(retrain: dict[str, Any]) -> None:
+    declared = [p["name"] for p in retrain["spec"]["arguments"]["parameters"]]
+    assert declared == [p.name for p in PARAMETERS]
+    used: set[str] = set()
+    for template in container_templates(retrain).values():
+        container = template["container"]
+        texts = container["args"] + [e["value"] for e in container["env"]]
+        for text in texts:
+            used |= set(_REF.findall(text))
+            assert "{" not in substitute(text), f"unrendered template left in {text!r}"
+    assert used == set(declared), (
+        f"declared but unused: {set(declared) - used}; undeclared: {used - set(declared)}"
+    )
+
+
+def test_cluster_defaults_and_submission_checks(retrain: dict[str, Any]) -> None:
+    params = {p["name"]: p for p in retrain["spec"]["arguments"]["parameters"]}
+    assert params["base_model"]["value"] == "distilbert-base-uncased"
+    assert params["artifacts_root"]["value"] == f"gs://{DEFAULT_CLUSTER.artifacts_bucket}/runs"
+    assert params["precision"]["value"] == "fp16"  # mixed precision on the GPU pool
+    for name in REQUIRED_PARAMETERS:  # no default: Argo refuses a submission without it
+        assert "value" not in params[name] and "default" not in params[name]
+    for name, allowed in PARAMETER_ENUMS.items():
+        assert params[name]["enum"] == list(allowed) and params[name]["value"] in allowed
+    assert all(p.get("description") for p in params.values())
+
+
+def test_outputs_are_gs_uris_per_run_not_argo_artifacts(retrain: dict[str, Any]) -> None:
+    for name, template in container_templates(retrain).items():
+        assert not template.get("outputs", {}).get("artifacts"), name
+        assert not template.get("inputs", {}).get("artifacts"), name
+        for arg in template["container"]["args"]:
+            if "artifacts_root" in arg:
+                assert arg.startswith("{{workflow.parameters.artifacts_root}}/{{workflow.uid}}/"), arg
+                assert substitute(arg).startswith(f"gs://sample-bucket/runs/{SAMPLE_UID}/")
+
+
+def test_finetune_is_scheduled_on_the_gpu_pool(retrain: dict[str, Any]) -> None:
+    templates = container_templates(retrain)
+    gpu_steps = [s for s in STEPS if s.gpu]
+    assert [s.name for s in gpu_steps] == ["finetune"]
+    for step in STEPS:
+        template = templates[step.name]
+        resources = template["container"]["resources"]
+        if step.gpu:
+            assert resources["limits"]["nvidia.com/gpu"] == "1"
+            assert template["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
+            # On the template itself: workflow-level tolerations are ignored with workflowTemplateRef.
+            gpu_toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            assert gpu_toleration in template["tolerations"]
+            assert any(m["mountPath"] == "/dev/shm" for m in template["container"]["volumeMounts"])
+            args = template["container"]["args"]
+            assert args[args.index("--precision") + 1] == "{{workflow.parameters.precision}}"
+        else:
+            assert "nvidia.com/gpu" not in resources.get("limits", {})
+            assert "nodeSelector" not in template and "tolerations" not in template
+    assert "tolerations" not in retrain["spec"]  # would be ignored for workflowTemplateRef submissions
+
+
+def _retried(expression: str, exit_code: str) -> bool:
+    """Evaluate the retry expression for one exit code (the expr-lang subset used is also Python)."""
+    assert re.fullmatch(r"lastRetry\.exitCode not in \[('-?\d+'(, )?)+\]", expression), expression
+    return bool(eval(expression.replace("lastRetry.exitCode", repr(exit_code)), {"__builtins__": {}}))  # noqa: S307
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_IDS)
+def test_retries_cover_transient_failures_but_never_a_failed_gate(
+    retrain: dict[str, Any], step: Step
+) -> None:
+    strategy = container_templates(retrain)[step.name]["retryStrategy"]
+    assert strategy["retryPolicy"] == "Always" and int(strategy["limit"]) >= 1
+    assert strategy["expression"] == retry_expression(step.gate_exit_codes)
+    assert strategy["affinity"] == {"nodeAntiAffinity": {}}
+    assert strategy["backoff"]["duration"]
+    for code in step.gate_exit_codes:
+        assert not _retried(strategy["expression"], str(code)), f"gate exit {code} would be retried"
+    # Preempted/evicted pods have no exit code (-1); crashes exit 1 or 137 (OOM/SIGKILL): all retried.
+    for code in ("-1", "1", "137", "143"):
+        assert _retried(strategy["expression"], code)
+
+
+def test_workflow_level_limits_identity_and_cleanup(retrain: dict[str, Any]) -> None:
+    spec = retrain["spec"]
+    assert spec["serviceAccountName"] == DEFAULT_CLUSTER.service_account != "default"
+    assert 0 < spec["activeDeadlineSeconds"] <= 24 * 3600
+    assert spec["podGC"]["strategy"] in {"OnPodSuccess", "OnPodCompletion", "OnWorkflowCompletion"}
+    assert spec["ttlStrategy"]["secondsAfterSuccess"] > 0 and spec["ttlStrategy"]["secondsAfterFailure"] > 0
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_every_step_is_hardened_and_bounded(retrain: dict[str, Any]) -> None:
+    assert missing_step_resources() == []
+    for name, template in container_templates(retrain).items():
+        container = template["container"]
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, name
+        assert security["runAsNonRoot"] is True and security["allowPrivilegeEscalation"] is False, name
+        assert security["capabilities"] == {"drop": ["ALL"]}, name
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in template["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]], f"{name}: /tmp must be a writable emptyDir"
+        resources = container["resources"]
+        for kind in ("cpu", "memory"):
+            assert resources["requests"][kind] and resources["limits"][kind], f"{name}: {kind}"
+        assert template["activeDeadlineSeconds"] == STEP_RESOURCES[name].deadline_seconds
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["SENTIMENTOPS_TRACKING_URI"] == DEFAULT_CLUSTER.tracking_uri
+        assert env["GIT_COMMIT"] == "{{workflow.parameters.git_revision}}"
+        assert env["HOME"].startswith("/tmp") and env["HF_HOME"].startswith("/tmp")

@@ -1,0 +1,170 @@
+"""The cron and batch-score manifests, the documented parameter contract, and refusal of bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from components.batch_score.cli import build_parser as batch_parser
+from components.batch_score.score import BatchScoreSettings
+from components.common.settings import ComponentError, TrackingSettings, settings_from_args
+from tests.workflows.conftest import container_templates, substitute
+from workflows import generate, submit
+from workflows.argo import RETRAIN_TEMPLATE, argo_value
+from workflows.spec import PARAMETERS, Step
+
+README = Path(__file__).resolve().parents[2] / "workflows" / "README.md"
+
+
+def test_cron_runs_the_template_never_concurrently(cron: dict[str, Any], retrain: dict[str, Any]) -> None:
+    spec = cron["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["schedules"] and all(len(s.split()) == 5 for s in spec["schedules"])
+    workflow = spec["workflowSpec"]
+    assert workflow["workflowTemplateRef"] == {"name": RETRAIN_TEMPLATE}
+    assert retrain["metadata"]["name"] == RETRAIN_TEMPLATE
+    values = {p["name"]: p["value"] for p in workflow["arguments"]["parameters"]}
+    # Only template parameters, with everything required: Argo would accept this submission.
+    full = submit.check_parameters(values)
+    assert full["dataset_uri"].startswith("gs://")
+
+
+def test_batch_score_template_matches_its_cli(batch: dict[str, Any]) -> None:
+    (template,) = container_templates(batch).values()
+    container = template["container"]
+    assert container["command"] == ["python", "-m", "components.batch_score"]
+    params = {p["name"]: p for p in batch["spec"]["arguments"]["parameters"]}
+    assert params["model_uri"]["value"] == "models:/sentiment@champion"
+    assert params["output_uri"]["value"] == ""  # beside the input
+    assert "value" not in params["dataset_uri"]  # required at submission
+    args = [substitute(a) for a in container["args"]]
+    parsed = batch_parser().parse_args(args)
+    settings = settings_from_args(BatchScoreSettings, parsed)
+    assert settings.dataset_uri == "gs://sample-bucket/datasets/reviews.csv"
+    assert (settings.text_column, settings.batch_size, settings.output_uri) == ("review", 64, "")
+    used = {
+        a.split("workflow.parameters.")[1].rstrip("}")
+        for a in container["args"]
+        if "workflow.parameters" in a
+    }
+    assert used == set(params)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "retryStrategy" in template and "'2'" in template["retryStrategy"]["expression"]
+    assert batch["spec"]["serviceAccountName"] and batch["spec"]["activeDeadlineSeconds"] > 0
+
+
+def test_readme_documents_every_template_parameter(retrain: dict[str, Any], batch: dict[str, Any]) -> None:
+    text = README.read_text()
+    for manifest in (retrain, batch):
+        for parameter in manifest["spec"]["arguments"]["parameters"]:
+            assert f"`{parameter['name']}`" in text, (
+                f"workflows/README.md does not document {parameter['name']}"
+            )
+    assert "sentiment-retrain" in text and "workflowTemplateRef" in text
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"dataset_uri": "gs://b/d.csv", "epoch": "2"}, "unknown parameter(s) epoch for sentiment-retrain"),
+        ({"epochs": "2"}, "parameter dataset_uri is required"),
+        ({"dataset_uri": "  "}, "parameter dataset_uri is required"),
+        (
+            {"dataset_uri": "gs://b/d.csv", "precision": "bf16"},
+            "precision='bf16' is not one of auto, fp16, fp32",
+        ),
+        ({"dataset_uri": "gs://b/d.csv", "smoke": "yes"}, "smoke='yes' is not one of true, false"),
+    ],
+)
+def test_bad_submissions_are_refused_with_a_clear_message(values: dict[str, str], message: str) -> None:
+    with pytest.raises(submit.ParameterError) as excinfo:
+        submit.check_parameters(values)
+    assert message in str(excinfo.value)
+
+
+def test_submit_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert submit.main(["--param", "dataset_uri=gs://b/d.csv", "--param", "epochs=1"]) == 0
+    manifest = yaml.safe_load(capsys.readouterr().out)
+    assert {p["name"]: p["value"] for p in manifest["spec"]["arguments"]["parameters"]} == {
+        "dataset_uri": "gs://b/d.csv",
+        "epochs": "1",
+    }
+    assert submit.main(["--param", "dataset_uri=gs://b/d.csv", "--param", "nope=1"]) == 2
+    assert "unknown parameter(s) nope" in capsys.readouterr().err
+    assert submit.main(["--param", "dataset_uri"]) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_generator_refuses_unknown_parameters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert generate.main(["--out", str(tmp_path), "--param", "learning-rate=1e-4"]) == 2
+    assert "unknown parameter(s) learning-rate" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written
+    assert generate.main(["--out", str(tmp_path), "--param", "epochs=5"]) == 0
+    written = yaml.safe_load((tmp_path / f"{RETRAIN_TEMPLATE}.yaml").read_text())
+    assert {p["name"]: p.get("value") for p in written["spec"]["arguments"]["parameters"]}["epochs"] == "5"
+
+
+def test_local_runner_has_the_same_parameters_and_refuses_bad_input() -> None:
+    from components.pipeline.cli import build_parser
+    from components.pipeline.runner import run_pipeline
+
+    parser = build_parser()
+    dests = [a.dest for a in parser._actions if a.dest != "help"]
+    assert dests == [p.name for p in PARAMETERS]
+    with pytest.raises(SystemExit) as excinfo:
+        parser.parse_args(["--dataset-uri", "x.csv", "--learning-rte", "1"])
+    assert excinfo.value.code == 2
+    with pytest.raises(ComponentError, match="dataset_uri is required"):
+        run_pipeline({**vars(parser.parse_args([])), "dataset_uri": ""}, TrackingSettings())
+
+
+def test_a_misspelt_flag_in_the_spec_would_fail_the_cli_check(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI check is real: a flag the component does not define does not parse."""
+    from components.validate.cli import build_parser as validate_parser
+
+    step = Step(name="validate", module="components.validate", args=(("--dataset-url", "{dataset_uri}"),))
+    with pytest.raises(SystemExit) as excinfo:
+        validate_parser().parse_args(step.argv({"dataset_uri": "gs://b/d.csv"}))
+    assert excinfo.value.code == 2 and "unrecognized arguments: --dataset-url" in capsys.readouterr().err
+
+
+def test_generator_refuses_a_spec_template_with_an_unknown_parameter() -> None:
+    assert argo_value("{artifacts_root}/x") == "{{workflow.parameters.artifacts_root}}/{{workflow.uid}}/x"
+    assert argo_value("{epochs}") == "{{workflow.parameters.epochs}}"
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['epoch'\]"):
+        argo_value("{epoch}")
+
+
+def test_batch_score_template_command_runs_as_rendered(
+    batch: dict[str, Any], baseline_model_dir: Path, rt_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The container's command and args, rendered with local values, score a file beside itself."""
+    dataset = tmp_path / "data" / "reviews.csv"
+    dataset.parent.mkdir()
+    rt_frame.head(25)[["text"]].rename(columns={"text": "review"}).to_csv(dataset, index=False)
+    values = {p["name"]: p.get("value", "") for p in batch["spec"]["arguments"]["parameters"]}
+    values.update(dataset_uri=str(dataset), model_uri=str(baseline_model_dir), text_column="review")
+    (template,) = container_templates(batch).values()
+    container = template["container"]
+    command = [sys.executable, *container["command"][1:], *(substitute(a, values) for a in container["args"])]
+    env = {e["name"]: substitute(e["value"], values) for e in container["env"]}
+    env.update(
+        HOME=str(tmp_path),
+        HF_HOME=str(tmp_path / "hf"),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        MPLCONFIGDIR=str(tmp_path / "mpl"),
+        SENTIMENTOPS_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        PATH=os.environ["PATH"],
+        PYTHONPATH=str(README.parents[1]),
+    )
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scored = pd.read_parquet(dataset.with_name("reviews.predictions.parquet"))
+    assert len(scored) == 25 and {"review", "predicted_label", "positive_probability"} <= set(scored.columns)
