@@ -182,6 +182,7 @@ def mlflow_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -
     """A real ``mlflow server`` backed by PostgreSQL, serving artifacts from a local folder."""
     port = free_port()
     artifacts = tmp_path_factory.mktemp("mlflow_artifacts")
+    log = (artifacts.parent / "mlflow-server.log").open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -199,12 +200,15 @@ def mlflow_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -
             "--workers",
             "1",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/health", timeout=120, process=proc)
+        try:
+            wait_for_http(f"{url}/health", timeout=120, process=proc)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}\n{Path(log.name).read_text()[-3000:]}") from exc
         yield url
     finally:
         proc.terminate()

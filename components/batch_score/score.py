@@ -41,6 +41,9 @@ PREDICTION_COLUMNS = (
     "model_version",
 )
 PREDICTIONS_SUFFIX = ".predictions.parquet"
+DATA_EXTENSIONS = frozenset(
+    {"csv", "tsv", "parquet", "pq", "jsonl", "ndjson", "json", "gz", "bz2", "zst", "xz"}
+)
 METADATA_KEY = b"sentimentops"
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
@@ -94,23 +97,32 @@ class BatchScoreResult:
         return json.dumps(asdict(self), sort_keys=True)
 
 
+def _stem(name: str) -> str:
+    """The file name without its data-format (and compression) extensions: ``a.2026.csv.gz`` -> ``a.2026``."""
+    while "." in name and name.rsplit(".", 1)[1].lower() in DATA_EXTENSIONS:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
 def default_output_uri(dataset_uri: str) -> str:
     """``gs://b/data/reviews.csv`` -> ``gs://b/data/reviews.predictions.parquet`` (same folder, same stem)."""
     if "://" in dataset_uri:
         scheme, rest = dataset_uri.split("://", 1)
         path = PurePosixPath(rest)
-        return f"{scheme}://{path.with_name(path.name.split('.', 1)[0] + PREDICTIONS_SUFFIX)}"
+        return f"{scheme}://{path.with_name(_stem(path.name) + PREDICTIONS_SUFFIX)}"
     path = Path(dataset_uri)
-    return str(path.with_name(path.name.split(".", 1)[0] + PREDICTIONS_SUFFIX))
+    return str(path.with_name(_stem(path.name) + PREDICTIONS_SUFFIX))
 
 
 def read_table(uri: str) -> pd.DataFrame:
-    """Read CSV, TSV, parquet or JSON lines from a local path or an fsspec URI."""
+    """Read CSV, TSV, parquet or JSON lines (optionally compressed) from a local path or an fsspec URI."""
     import fsspec
 
     lower = uri.lower()
+    for compression in (".gz", ".bz2", ".zst", ".xz"):
+        lower = lower.removesuffix(compression)
     try:
-        with fsspec.open(uri, "rb") as handle:
+        with fsspec.open(uri, "rb", compression="infer") as handle:
             raw = handle.read()
     except FileNotFoundError as exc:
         raise DataError(f"dataset not found: {uri}") from exc

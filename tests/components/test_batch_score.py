@@ -21,6 +21,7 @@ from components.batch_score.score import (
     batch_score,
     default_output_uri,
     predict_frame,
+    read_table,
 )
 from components.common.artifacts import ArtifactError, read_manifest
 from components.common.settings import ComponentError, TrackingSettings
@@ -52,7 +53,8 @@ def reviews_csv(tmp_path: Path, rt_frame: pd.DataFrame) -> Path:
 
 def test_default_output_is_beside_the_input() -> None:
     assert default_output_uri("gs://b/data/reviews.csv") == "gs://b/data/reviews.predictions.parquet"
-    assert default_output_uri("/x/y/reviews.tar.gz") == "/x/y/reviews.predictions.parquet"
+    assert default_output_uri("/x/y/reviews.2026-11.csv.gz") == "/x/y/reviews.2026-11.predictions.parquet"
+    assert default_output_uri("file:///x/reviews.jsonl") == "file:///x/reviews.predictions.parquet"
     assert default_output_uri("reviews.parquet") == "reviews.predictions.parquet"
 
 
@@ -197,3 +199,16 @@ def test_cli_flags_and_clear_error_exit(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 1 and "--dataset-uri is required" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["r.parquet", "r.jsonl", "r.tsv", "r.csv.gz"])
+def test_reads_every_supported_format(tmp_path: Path, name: str) -> None:
+    frame = pd.DataFrame({"id": ["a", "b"], "text": ["good film", "dull"]})
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        frame.to_parquet(path)
+    elif name.endswith(".jsonl"):
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, sep="\t" if name.endswith(".tsv") else ",", index=False)
+    assert read_table(str(path)).to_dict("list") == frame.to_dict("list")

@@ -32,11 +32,13 @@ def load_values(name: str) -> dict[str, Any]:
 
 
 def render(values: dict[str, Any] | None = None, chart_dir: Path = CHART_DIR) -> dict[str, str]:
-    """Render the chart offline: {template path: manifest text}. Raises helm_python.HelmError."""
+    """Render the chart offline: {template path: manifest text}, without NOTES.txt (as `helm template`).
+    Raises helm_python.HelmError."""
     import helm_python as helm
 
     with helm.Chart.load(str(chart_dir)) as chart:
-        return chart.render(values or {}, name=RELEASE, namespace=NAMESPACE)
+        manifests = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE)
+    return {path: text for path, text in manifests.items() if not path.endswith("NOTES.txt")}
 
 
 def documents(manifests: dict[str, str]) -> list[dict[str, Any]]:
@@ -108,7 +110,15 @@ def run_checkov(*args: str) -> list[dict[str, Any]]:
     """
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE"}
     proc = subprocess.run(
-        [str(require_checkov()), "--config-file", str(CHECKOV_CONFIG), "--skip-download", "-o", "json", *args],
+        [
+            str(require_checkov()),
+            "--config-file",
+            str(CHECKOV_CONFIG),
+            "--skip-download",
+            "-o",
+            "json",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -162,4 +172,3 @@ def binary_or_skip(name: str, venv_bin: Path = REPO_ROOT / ".venv" / "bin") -> s
         pytest.fail(f"{name} is not installed (pyproject extra `checks`)")
     pytest.skip(f"{name} is not installed")
     raise AssertionError("unreachable")
-

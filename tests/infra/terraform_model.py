@@ -11,7 +11,9 @@ import hcl2
 from hcl2.utils import SerializationOptions
 
 # serviceAccount:<project>.svc.id.goog[<namespace>/<ksa>], the pool possibly given as a variable.
-_KSA_MEMBER = re.compile(r"serviceAccount:(\$\{var\.workload_pool\}|[-a-z0-9]+\.svc\.id\.goog)\[[^/\]*]+/[^\]*]+\]")
+_KSA_MEMBER = re.compile(
+    r"serviceAccount:(\$\{var\.workload_pool\}|[-a-z0-9]+\.svc\.id\.goog)\[[^/\]*]+/[^\]*]+\]"
+)
 _OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
 
 
@@ -73,7 +75,9 @@ def security_problems(config: Config) -> list[str]:
         private = first(cluster.get("private_cluster_config"))
         if private.get("enable_private_nodes") is not True:
             problems.append(f"cluster {name}: nodes are not private")
-        if not str(first(cluster.get("workload_identity_config")).get("workload_pool", "")).endswith(".svc.id.goog"):
+        if not str(first(cluster.get("workload_identity_config")).get("workload_pool", "")).endswith(
+            ".svc.id.goog"
+        ):
             problems.append(f"cluster {name}: Workload Identity is off")
         if cluster.get("enable_shielded_nodes") is not True:
             problems.append(f"cluster {name}: shielded nodes are off")
@@ -81,11 +85,13 @@ def security_problems(config: Config) -> list[str]:
             problems.append(f"cluster {name}: no release channel")
         if cluster.get("enable_legacy_abac") is True:
             problems.append(f"cluster {name}: legacy ABAC")
-        if first(first(cluster.get("master_auth")).get("client_certificate_config")).get("issue_client_certificate"):
-            problems.append(f"cluster {name}: issues client certificates")
-        if cluster.get("datapath_provider") != "ADVANCED_DATAPATH" and not first(cluster.get("network_policy")).get(
-            "enabled"
+        if first(first(cluster.get("master_auth")).get("client_certificate_config")).get(
+            "issue_client_certificate"
         ):
+            problems.append(f"cluster {name}: issues client certificates")
+        if cluster.get("datapath_provider") != "ADVANCED_DATAPATH" and not first(
+            cluster.get("network_policy")
+        ).get("enabled"):
             problems.append(f"cluster {name}: NetworkPolicies are not enforced")
 
     pools = config.of_type("google_container_node_pool")
@@ -94,7 +100,9 @@ def security_problems(config: Config) -> list[str]:
         if first(node.get("workload_metadata_config")).get("mode") != "GKE_METADATA":
             problems.append(f"node pool {name}: pods can reach the node's metadata/credentials")
         shielded = first(node.get("shielded_instance_config"))
-        if not (shielded.get("enable_secure_boot") is True and shielded.get("enable_integrity_monitoring") is True):
+        if not (
+            shielded.get("enable_secure_boot") is True and shielded.get("enable_integrity_monitoring") is True
+        ):
             problems.append(f"node pool {name}: secure boot / integrity monitoring off")
         if node.get("guest_accelerator"):
             taints = node.get("taint", [])
@@ -114,7 +122,11 @@ def security_problems(config: Config) -> list[str]:
             problems.append(f"bucket {name}: versioning off")
         if not bucket.get("lifecycle_rule"):
             problems.append(f"bucket {name}: no lifecycle rule")
-    for rtype in ("google_storage_bucket_iam_member", "google_storage_bucket_iam_binding", "google_project_iam_member"):
+    for rtype in (
+        "google_storage_bucket_iam_member",
+        "google_storage_bucket_iam_binding",
+        "google_project_iam_member",
+    ):
         for name, grant in config.of_type(rtype).items():
             members = [grant.get("member", "")] + list(grant.get("members", []))
             if any(m in {"allUsers", "allAuthenticatedUsers"} for m in members):
@@ -130,6 +142,8 @@ def security_problems(config: Config) -> list[str]:
             problems.append(f"Cloud SQL {name}: authorized networks open it up")
 
     for name, wi in config.of_type("google_service_account_iam_member").items():
-        if wi.get("role") == "roles/iam.workloadIdentityUser" and not _KSA_MEMBER.fullmatch(str(wi.get("member"))):
+        if wi.get("role") == "roles/iam.workloadIdentityUser" and not _KSA_MEMBER.fullmatch(
+            str(wi.get("member"))
+        ):
             problems.append(f"{name}: workloadIdentityUser granted to something other than one KSA")
     return problems

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import REPO_ROOT
 from tests.infra.conftest import (
     CHART_DIR,
     NAMESPACE,
@@ -29,12 +30,25 @@ def test_lint_strict(values_file: str) -> None:
     assert not problems, problems
 
 
+def test_cluster_bootstrap_chart_lints_and_renders() -> None:
+    """The local chart infra/terraform installs after the add-ons' CRDs (KnativeServing, ClusterSecretStore)."""
+    chart = TERRAFORM_DIR / "modules" / "addons" / "charts" / "cluster-bootstrap"
+    report = helm.lint(str(chart), {"projectId": "sentimentops-prod"}, strict=True)
+    assert not [m for m in report["messages"] if m["severity"] >= 2] + report["errors"], report
+    kinds = {d["kind"] for d in documents(render({"projectId": "sentimentops-prod"}, chart_dir=chart))}
+    assert kinds == {"KnativeServing", "ClusterSecretStore"}
+    with pytest.raises(helm.HelmValuesError):
+        render({"projectId": "Not A Project"}, chart_dir=chart)
+
+
 def test_lint_bites_on_a_broken_template(tmp_path) -> None:
     import shutil
 
     broken = tmp_path / "sentimentops"
     shutil.copytree(CHART_DIR, broken)
-    (broken / "templates" / "broken.yaml").write_text("kind: ConfigMap\nmetadata:\n  name: {{ .Values.nope.x }}\n")
+    (broken / "templates" / "broken.yaml").write_text(
+        "kind: ConfigMap\nmetadata:\n  name: {{ .Values.nope.x }}\n"
+    )
     report = helm.lint(str(broken), strict=True, namespace=NAMESPACE)
     assert report["errors"] or any(m["severity"] >= 2 for m in report["messages"])
 
@@ -49,7 +63,7 @@ def test_every_values_file_renders_the_whole_platform(rendered, values_file: str
         ("Deployment", "sentimentops-pushgateway"),
         ("NetworkPolicy", "sentimentops-default-deny"),
         ("ServiceMonitor", "sentimentops-pushgateway"),
-        ("PodMonitor", "sentimentops-serving"),
+        ("NetworkPolicy", "sentimentops-serving"),
         ("Secret", "sentimentops-alertmanager-config"),
     ]:
         assert expected in kinds, f"{expected} missing from {values_file}"
@@ -89,7 +103,11 @@ def test_schema_forbids_unknown_keys_everywhere() -> None:
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
+            if (
+                node.get("type") == "object"
+                and "properties" in node
+                and node.get("additionalProperties") is not False
+            ):
                 open_objects.append(path or "/")
             for key, value in node.items():
                 walk(value, f"{path}/{key}")
@@ -173,14 +191,22 @@ def test_only_cluster_ip_services_and_no_ingress(rendered, values_file: str) -> 
 def test_default_deny_and_a_policy_for_every_workload(rendered, values_file: str) -> None:
     docs = documents(rendered[values_file])
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
-    deny = [p for p in policies if p["spec"]["podSelector"] == {} and "ingress" not in p["spec"] and "egress" not in p["spec"]]
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {} and "ingress" not in p["spec"] and "egress" not in p["spec"]
+    ]
     assert deny and set(deny[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     selected = [p["spec"]["podSelector"].get("matchLabels", {}) for p in policies]
     for doc in docs:
         spec = pod_spec(doc)
         if spec is None:
             continue
-        template = doc["spec"]["jobTemplate"]["spec"]["template"] if doc["kind"] == "CronJob" else doc["spec"]["template"]
+        template = (
+            doc["spec"]["jobTemplate"]["spec"]["template"]
+            if doc["kind"] == "CronJob"
+            else doc["spec"]["template"]
+        )
         labels = template["metadata"]["labels"]
         own = [s for s in selected if s and s.items() <= labels.items()]
         assert own, f"no NetworkPolicy selects {doc['kind']}/{doc['metadata']['name']} specifically"
@@ -203,20 +229,46 @@ def test_tokens_mounted_only_where_the_api_is_used(rendered, values_file: str) -
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
 
 
-def test_service_accounts_match_terraform_workload_identity() -> None:
-    """The chart's KSAs carry the annotation of, and have the names bound by, infra/terraform's IAM."""
-    import hcl2
+def _terraform_service_accounts() -> dict[str, dict[str, str]]:
+    from tests.infra.terraform_model import load_file
 
-    with open(TERRAFORM_DIR / "main.tf") as f:
-        tf_locals = {k: v for block in hcl2.load(f)["locals"] for k, v in block.items()}
-    tf_names = {k: v.replace("${var.name_prefix}", "sentimentops") for k, v in tf_locals["kubernetes_service_accounts"].items()}
+    tf_locals = {k: v for block in load_file(TERRAFORM_DIR / "main.tf")["locals"] for k, v in block.items()}
+    return tf_locals["kubernetes_service_accounts"]
+
+
+def test_service_accounts_match_terraform_workload_identity() -> None:
+    """The chart's KSAs have the names infra/terraform binds, and the annotation of their Google SA."""
+    tf = _terraform_service_accounts()
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
-    chart_names = {k: v["name"] for k, v in values["serviceAccounts"].items() if isinstance(v, dict)}
-    assert chart_names == tf_names
-    docs = documents(render())
-    for sa in (d for d in docs if d["kind"] == "ServiceAccount"):
+    chart_names = {k: v["name"] for k, v in values["serviceAccounts"].items()}
+    assert chart_names == {
+        k: v["name"].replace("${var.name_prefix}", "sentimentops") for k, v in tf.items() if k != "serving"
+    }
+    assert all(tf[k]["namespace"] == "${var.k8s_namespace}" for k in chart_names)
+    for sa in (d for d in documents(render()) if d["kind"] == "ServiceAccount"):
         annotation = sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
         assert annotation == f"{sa['metadata']['name']}@{values['gcp']['projectId']}.iam.gserviceaccount.com"
+
+
+def test_serving_identity_and_namespace_match_k8s_manifests() -> None:
+    """Workload Identity of the predictor binds the KSA and namespaces that k8s/ (serving) really uses."""
+    from tests.infra.terraform_model import load_file
+
+    k8s = REPO_ROOT / "k8s"
+    if not (k8s / "base" / "serviceaccount.yaml").exists():
+        pytest.skip("k8s/base/serviceaccount.yaml not written yet")
+    ksa = yaml.safe_load((k8s / "base" / "serviceaccount.yaml").read_text())["metadata"]["name"]
+    root_vars = {
+        k: v for block in load_file(TERRAFORM_DIR / "variables.tf")["variable"] for k, v in block.items()
+    }
+    assert root_vars["serving_service_account"]["default"] == ksa
+    assert _terraform_service_accounts()["serving"]["name"] == "${var.serving_service_account}"
+    for env in ("staging", "prod"):
+        overlay = k8s / "overlays" / env / "kustomization.yaml"
+        namespace = yaml.safe_load(overlay.read_text())["namespace"]
+        tfvars = load_file(TERRAFORM_DIR / "environments" / f"{env}.tfvars")
+        assert tfvars["serving_namespace"] == namespace, f"{env}: terraform binds another namespace than k8s/"
+        assert load_values(f"values-{env}.yaml")["serving"]["namespace"] == namespace
 
 
 def test_monitoring_objects_come_from_the_synced_files(rendered) -> None:
@@ -230,10 +282,19 @@ def test_monitoring_objects_come_from_the_synced_files(rendered) -> None:
     assert len(rules) == len(rule_files)
     for rule, path in zip(sorted(rules, key=lambda d: d["metadata"]["name"]), rule_files, strict=True):
         assert rule["spec"]["groups"] == yaml.safe_load(path.read_text())["groups"]
-    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]
+    dashboards = [
+        d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]
+    ]
     assert len(dashboards) == len(list((files / "grafana" / "dashboards").glob("*.json")))
     am_source = next(iter(sorted((files / "alertmanager").glob("alertmanager.y*ml"))), None)
-    secret = next((d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "sentimentops-alertmanager-config"), None)
+    secret = next(
+        (
+            d
+            for d in docs
+            if d["kind"] == "Secret" and d["metadata"]["name"] == "sentimentops-alertmanager-config"
+        ),
+        None,
+    )
     if am_source is None:
         assert secret is None
     else:

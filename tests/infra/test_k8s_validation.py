@@ -14,10 +14,13 @@ import pytest
 from tests.conftest import CRD_SCHEMAS
 from tests.infra.conftest import VALUES_FILES, crd_schema_path, documents
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (extra `checks`)")
+kubernetes_validate = pytest.importorskip(
+    "kubernetes_validate", reason="kubernetes-validate (extra `checks`)"
+)
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (extra `checks`)")
 
-KUBERNETES_VERSION = "1.33.0"  # the oldest minor the GKE release channels still run; chart kubeVersion allows it
+# The oldest minor the GKE release channels still run (the chart's kubeVersion allows it).
+KUBERNETES_VERSION = "1.33.0"
 
 
 @cache
@@ -58,7 +61,7 @@ def test_rendered_objects_are_valid(rendered, values_file: str) -> None:
 
 def test_custom_resources_are_checked_against_their_crd(rendered) -> None:
     kinds = {d["kind"] for d in documents(rendered["values-prod.yaml"]) if crd_schema_path(d)}
-    assert {"PrometheusRule", "ServiceMonitor", "PodMonitor", "ExternalSecret"} <= kinds
+    assert {"PrometheusRule", "ServiceMonitor", "ExternalSecret"} <= kinds
 
 
 def _find(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -44,7 +44,10 @@ def test_missing_and_stale_copies_are_reported_and_fixed(tree: tuple[Path, Path]
     (files / "grafana" / "dashboards" / "extra.json").unlink()
     (files / "grafana" / "dashboards" / "removed-upstream.json").write_text("{}\n")
     problems = {str(d) for d in sync_chart.differences(source, files)}
-    assert problems == {"missing: grafana/dashboards/extra.json", "stale: grafana/dashboards/removed-upstream.json"}
+    assert problems == {
+        "missing: grafana/dashboards/extra.json",
+        "stale: grafana/dashboards/removed-upstream.json",
+    }
     sync_chart.sync(source, files)
     assert sync_chart.differences(source, files) == []
     assert not (files / "grafana" / "dashboards" / "removed-upstream.json").exists()
@@ -54,9 +57,6 @@ def test_check_mode_exit_code(tree: tuple[Path, Path], monkeypatch: pytest.Monke
     source, files = tree
     monkeypatch.setattr(sync_chart, "SOURCE_ROOT", source)
     monkeypatch.setattr(sync_chart, "CHART_FILES", files)
-    # main() reads the module-level defaults through differences()/sync(): rebind them for the test.
-    monkeypatch.setattr(sync_chart.differences, "__defaults__", (source, files))
-    monkeypatch.setattr(sync_chart.sync, "__defaults__", (source, files))
     assert sync_chart.main(["--check"]) == 0
     (files / "prometheus" / "rules" / "extra.yaml").write_text("groups: []  # edited\n")
     assert sync_chart.main(["--check"]) == 1

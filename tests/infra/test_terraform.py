@@ -13,7 +13,11 @@ from tests.infra.terraform_model import first, load_config, load_file, security_
 
 pytest.importorskip("hcl2", reason="python-hcl2 (pyproject extra `checks`)")
 
-TF_FILES = sorted(p for p in TERRAFORM_DIR.rglob("*") if p.suffix in {".tf", ".tfvars"} or p.name.endswith(".tfvars.example"))
+TF_FILES = sorted(
+    p
+    for p in TERRAFORM_DIR.rglob("*")
+    if p.suffix in {".tf", ".tfvars"} or p.name.endswith(".tfvars.example")
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,11 @@ def test_terraform_fmt_where_a_binary_exists() -> None:
     terraform = shutil.which("terraform") or shutil.which("tofu")
     if terraform is None:
         pytest.skip("no terraform/tofu binary here (none is packaged for this platform's registries)")
-    proc = subprocess.run([terraform, "fmt", "-check", "-recursive", "-diff", str(TERRAFORM_DIR)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-diff", str(TERRAFORM_DIR)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -62,7 +70,11 @@ def test_security_assertions_bite_on_an_insecure_config() -> None:
 
 
 def test_gpu_pool_is_tainted_spot_capable_and_typed(config) -> None:
-    (gpu,) = [p for p in config.of_type("google_container_node_pool").values() if first(p["node_config"]).get("guest_accelerator")]
+    (gpu,) = [
+        p
+        for p in config.of_type("google_container_node_pool").values()
+        if first(p["node_config"]).get("guest_accelerator")
+    ]
     node = first(gpu["node_config"])
     assert node["spot"] == "${var.gpu_spot}"
     assert first(node["guest_accelerator"])["type"] == "${var.gpu_accelerator_type}"
@@ -72,7 +84,7 @@ def test_gpu_pool_is_tainted_spot_capable_and_typed(config) -> None:
 def test_workload_identity_binds_each_ksa_in_the_platform_namespace(config) -> None:
     bindings = config.of_type("google_service_account_iam_member")
     members = {b["member"] for b in bindings.values() if b["role"] == "roles/iam.workloadIdentityUser"}
-    assert "serviceAccount:${var.workload_pool}[${var.k8s_namespace}/${each.value}]" in members
+    assert "serviceAccount:${var.workload_pool}[${each.value.namespace}/${each.value.name}]" in members
     # No project-wide storage roles: buckets are granted one by one.
     project_roles = {m["role"] for m in config.of_type("google_project_iam_member").values()}
     assert not {r for r in project_roles if r.startswith("roles/storage.")}
@@ -86,8 +98,16 @@ def test_every_variable_has_a_description_and_a_type(config) -> None:
 
 def test_root_inputs_are_validated(config) -> None:
     """Free-form root inputs (names, CIDRs, enums, bounds) reject bad values at plan time."""
-    unvalidated_ok = {"labels", "cpu_machine_type", "gpu_machine_type", "cloudsql_tier", "gpu_spot", "deletion_protection",
-                      "cloudsql_high_availability", "install_addons"}
+    unvalidated_ok = {
+        "labels",
+        "cpu_machine_type",
+        "gpu_machine_type",
+        "cloudsql_tier",
+        "gpu_spot",
+        "deletion_protection",
+        "cloudsql_high_availability",
+        "install_addons",
+    }
     root = {k.split(":", 1)[1]: v for k, v in config.variables.items() if k.startswith(".:")}
     missing = [name for name, var in root.items() if name not in unvalidated_ok and not var.get("validation")]
     assert not missing, f"root variables without validation: {missing}"
@@ -101,19 +121,39 @@ def test_every_output_has_a_description(config) -> None:
 def test_helm_releases_pin_their_chart_versions(config) -> None:
     releases = config.of_type("helm_release")
     charts = {r["chart"] for r in releases.values()}
-    for chart in ["kube-prometheus-stack", "argo-workflows", "argo-events", "argo-cd", "cert-manager", "kserve"]:
+    for chart in [
+        "kube-prometheus-stack",
+        "argo-workflows",
+        "argo-events",
+        "argo-cd",
+        "cert-manager",
+        "kserve",
+        "knative-operator",
+        "istiod",
+        "external-secrets",
+    ]:
         assert chart in charts, f"add-on {chart} is not installed"
     versions = config.locals["modules/addons:chart_versions"]
     for name, release in releases.items():
+        if str(release["chart"]).startswith("${path.module}/"):  # a chart of this repository
+            local_chart = (
+                TERRAFORM_DIR / name.split(":")[0] / release["chart"].removeprefix("${path.module}/")
+            )
+            assert (local_chart / "Chart.yaml").exists(), local_chart
+            continue
         match = re.fullmatch(r"\$\{local\.chart_versions\.(\w+)\}", str(release.get("version", "")))
         assert match, f"helm_release {name} has no pinned version"
         assert re.fullmatch(r"v?\d+\.\d+\.\d+", versions[match.group(1)]), versions[match.group(1)]
 
 
-@pytest.mark.parametrize("tfvars", sorted((TERRAFORM_DIR / "environments").glob("*.tfvars")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "tfvars", sorted((TERRAFORM_DIR / "environments").glob("*.tfvars")), ids=lambda p: p.name
+)
 def test_environment_tfvars_set_only_declared_variables(config, tfvars) -> None:
     root = {k.split(":", 1)[1] for k in config.variables if k.startswith(".:")}
     values = load_file(tfvars)
     assert set(values) <= root, set(values) - root
-    required = {k.split(":", 1)[1] for k, v in config.variables.items() if k.startswith(".:") and "default" not in v}
+    required = {
+        k.split(":", 1)[1] for k, v in config.variables.items() if k.startswith(".:") and "default" not in v
+    }
     assert required <= set(values), required - set(values)

@@ -58,7 +58,7 @@ def metric_names(expr: str) -> set[str]:
     """Names of the series an expression selects."""
     text = _STRING.sub('""', expr)
     text = _BRACES.sub(" ", text)
-    text = _GROUPING.sub(r"\1", text)
+    text = _GROUPING.sub(" ", text)
     text = _RANGE.sub(" ", text)
     names = set()
     for match in _IDENT.finditer(text):

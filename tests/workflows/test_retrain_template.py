@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic_settings import BaseSettings
 
 from components.common.settings import ComponentError, settings_from_args
@@ -17,6 +22,7 @@ from workflows.cluster import DEFAULT_CLUSTER, STEP_RESOURCES, missing_step_reso
 from workflows.spec import PARAMETERS, STEPS, Step
 
 STEP_IDS = [s.name for s in STEPS]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _REF = re.compile(r"\{\{workflow\.parameters\.([A-Za-z0-9_-]+)\}\}")
 
 
@@ -209,3 +215,61 @@ def test_every_step_is_hardened_and_bounded(retrain: dict[str, Any]) -> None:
         assert env["SENTIMENTOPS_TRACKING_URI"] == DEFAULT_CLUSTER.tracking_uri
         assert env["GIT_COMMIT"] == "{{workflow.parameters.git_revision}}"
         assert env["HOME"].startswith("/tmp") and env["HF_HOME"].startswith("/tmp")
+
+
+def test_a_failed_gate_run_as_rendered_exits_2_and_is_not_retried(
+    retrain: dict[str, Any], tmp_path: Path
+) -> None:
+    """The validate container, rendered with local values, refuses bad data with exit 2: final, not retried."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("review,stars\ngreat film,5\nawful,1\n")
+    values = {**SAMPLE_PARAMETERS, "dataset_uri": str(bad), "artifacts_root": str(tmp_path / "runs")}
+    template = container_templates(retrain)["validate"]
+    container = template["container"]
+    command = [sys.executable, *container["command"][1:], *(substitute(a, values) for a in container["args"])]
+    env = {
+        **{e["name"]: substitute(e["value"], values) for e in container["env"]},
+        "HOME": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "MPLCONFIGDIR": str(tmp_path / "mpl"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "SENTIMENTOPS_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "validation gate failed" in proc.stderr and "missing required column(s) label, text" in proc.stderr
+    assert not _retried(template["retryStrategy"]["expression"], str(proc.returncode))
+    out = tmp_path / "runs" / SAMPLE_UID / "validated"
+    assert (out / "validation.json").is_file() and not (out / "dataset.parquet").exists()
+
+
+def test_cluster_config_matches_the_helm_chart_and_terraform() -> None:
+    """Names the templates rely on exist under the same spelling where the cluster is defined."""
+    values_file = REPO_ROOT / "helm" / "sentimentops" / "values.yaml"
+    variables_file = REPO_ROOT / "infra" / "terraform" / "variables.tf"
+    if not values_file.is_file() or not variables_file.is_file():
+        pytest.skip("helm/sentimentops/values.yaml or infra/terraform/variables.tf not present")
+    values = yaml.safe_load(values_file.read_text())
+    cfg = DEFAULT_CLUSTER
+    assert values["serviceAccounts"]["training"]["name"] == cfg.service_account
+    assert values["securityContext"] == {"runAsUser": cfg.run_as_user, "runAsGroup": cfg.run_as_group}
+    assert values["gcp"]["projectId"] == cfg.project and values["gcp"]["region"] == cfg.region
+    assert f"{values['mlflow']['image']['repository']}:{values['mlflow']['image']['tag']}" == cfg.image
+    assert values["mlflow"]["artifactsDestination"].startswith(f"gs://{cfg.artifacts_bucket}/")
+    variables = variables_file.read_text()
+
+    def default(name: str) -> str:
+        match = re.search(rf'variable "{name}" {{.*?default\s*=\s*"([^"]+)"', variables, re.S)
+        assert match, f"no default for {name} in {variables_file}"
+        return match.group(1)
+
+    assert default("gpu_accelerator_type") == cfg.gpu_pool.accelerator
+    assert default("k8s_namespace") == cfg.namespace
+    assert default("name_prefix") == cfg.name_prefix
+
+
+def test_one_retraining_at_a_time_whatever_the_trigger(retrain: dict[str, Any], cron: dict[str, Any]) -> None:
+    assert retrain["spec"]["synchronization"] == {"mutexes": [{"name": "sentiment-retrain"}]}
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"

@@ -81,6 +81,8 @@ def test_readme_documents_every_template_parameter(retrain: dict[str, Any], batc
             "precision='bf16' is not one of auto, fp16, fp32",
         ),
         ({"dataset_uri": "gs://b/d.csv", "smoke": "yes"}, "smoke='yes' is not one of true, false"),
+        ({"dataset_uri": "gs://b/d.csv", "artifacts_root": "artifacts/run"}, "must be a gs:// prefix"),
+        ({"dataset_uri": "gs://b/d.csv", "artifacts_root": "gs://b/runs/"}, "without a trailing slash"),
     ],
 )
 def test_bad_submissions_are_refused_with_a_clear_message(values: dict[str, str], message: str) -> None:
@@ -168,3 +170,22 @@ def test_batch_score_template_command_runs_as_rendered(
     assert proc.returncode == 0, proc.stderr[-2000:]
     scored = pd.read_parquet(dataset.with_name("reviews.predictions.parquet"))
     assert len(scored) == 25 and {"review", "predicted_label", "positive_probability"} <= set(scored.columns)
+
+
+def test_the_drift_sensor_submits_with_declared_parameters(validate_manifest: Any) -> None:
+    """Contract with monitoring/retrain-trigger: the Sensor's Workflow names only template parameters."""
+    sensor_file = README.parents[1] / "monitoring" / "retrain-trigger" / "sensor.yaml"
+    if not sensor_file.is_file():
+        pytest.skip("monitoring/retrain-trigger/sensor.yaml not written yet")
+    sensor = next(d for d in yaml.safe_load_all(sensor_file.read_text()) if d and d.get("kind") == "Sensor")
+    workflows = [
+        t["template"]["argoWorkflow"]["source"]["resource"]
+        for t in sensor["spec"]["triggers"]
+        if "argoWorkflow" in t.get("template", {})
+    ]
+    assert workflows, "the Sensor submits no Workflow"
+    for workflow in workflows:
+        assert workflow["spec"]["workflowTemplateRef"] == {"name": RETRAIN_TEMPLATE}
+        values = {p["name"]: p.get("value", "") for p in workflow["spec"]["arguments"]["parameters"]}
+        submit.check_parameters(values)  # unknown names, a missing dataset_uri, bad enums are refused
+        assert validate_manifest(workflow) == []
