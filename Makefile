@@ -7,7 +7,7 @@ DATASET_URI ?= data/rotten_tomatoes/rotten_tomatoes.csv
 ARTIFACTS_ROOT ?= artifacts/run
 EPOCHS ?= 1
 
-.PHONY: venv run run-smoke test lint format clean
+.PHONY: venv run run-smoke test lint format clean checkov-venv
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -38,9 +38,22 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+## checkov has heavy pins of its own: it lives in its own virtual environment (tests/infra calls it).
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_VERSION ?= 3.3.30
+
+$(CHECKOV_STAMP):
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
+checkov-venv: $(CHECKOV_STAMP)
+
 ## The tests: lint, then unit + integration tests (real servers on 127.0.0.1).
-test: lint
-	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
+test: lint checkov-venv
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf artifacts mlruns .pytest_cache
