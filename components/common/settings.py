@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "SENTIMENTOPS_"
@@ -30,13 +30,20 @@ for _var, _value in {
 class ComponentSettings(BaseSettings):
     """Base class: every component's settings read ``SENTIMENTOPS_*`` env vars."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", protected_namespaces=(), populate_by_name=True
+    )
 
 
 class TrackingSettings(ComponentSettings):
     """Where runs and models are tracked; the embedded default is SQLite + a local artifact folder."""
 
-    tracking_uri: str = f"sqlite:///{REPO_ROOT / 'mlruns' / 'mlflow.db'}"
+    # MLflow's own MLFLOW_TRACKING_URI is honoured too, so a pod configured for MLflow works unchanged.
+    tracking_uri: str = Field(
+        f"sqlite:///{REPO_ROOT / 'mlruns' / 'mlflow.db'}",
+        validation_alias=AliasChoices(f"{ENV_PREFIX}TRACKING_URI", "MLFLOW_TRACKING_URI", "tracking_uri"),
+        description="MLflow tracking + registry URI",
+    )
     experiment: str = "sentiment"
     registered_model: str = "sentiment"
     parent_run_id: str | None = None

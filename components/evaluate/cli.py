@@ -32,6 +32,8 @@ def _main() -> None:
                 mlflow.log_metric(f"{role}_latency_ms_p50", model.latency_ms_p50)
             mlflow.log_artifacts(settings.output_dir, "evaluation")
     print(f"evaluation on {result.split} (n={result.n}):\n{result.table()}")
+    for name, deltas in result.comparison().items():
+        print(f"{name}: " + ", ".join(f"{k} {v:+.4f}" for k, v in deltas.items()))
 
 
 def main() -> None:

@@ -64,6 +64,19 @@ class EvaluationResult:
     n: int
     models: dict[str, ModelEvaluation] = field(default_factory=dict)
 
+    def comparison(self) -> dict[str, dict[str, float]]:
+        """Challenger minus each other model, per headline metric (positive = challenger better)."""
+        challenger = self.models["challenger"].metrics
+        return {
+            f"challenger_vs_{role}": {
+                k: float(challenger[k]) - float(v)
+                for k, v in model.metrics.items()
+                if isinstance(v, float) and isinstance(challenger.get(k), float)
+            }
+            for role, model in self.models.items()
+            if role != "challenger"
+        }
+
     def table(self) -> str:
         rows = {
             role: {
@@ -147,7 +160,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
             evaluation = score_model("champion", champion, texts, labels, settings, out)
             evaluation.registry_version = str(version.version)
             result.models["champion"] = evaluation
-    atomic_write_json(out / EVALUATION_FILE, asdict(result))
+    atomic_write_json(out / EVALUATION_FILE, {**asdict(result), "comparison": result.comparison()})
     atomic_write_bytes(out / TABLE_FILE, (result.table() + "\n").encode())
     return result
 
@@ -160,5 +173,6 @@ def read_evaluation(output_dir: str) -> EvaluationResult:
     if not path.is_file():
         raise ArtifactError(f"evaluation not found: {path} (run evaluate first)")
     data = json.loads(path.read_text())
+    data.pop("comparison", None)  # derived from the models on load
     models = {role: ModelEvaluation(**m) for role, m in data.pop("models").items()}
     return EvaluationResult(**data, models=models)

@@ -52,6 +52,12 @@ def _versions(settings: TrackingSettings) -> list:
 def test_evaluation_scores_every_model_on_the_same_split(evaluated: Path) -> None:
     evaluation = read_evaluation(str(evaluated))
     assert set(evaluation.models) == {"baseline", "challenger"}
+    delta = evaluation.comparison()["challenger_vs_baseline"]["accuracy"]
+    assert (
+        delta
+        == evaluation.models["challenger"].metrics["accuracy"]
+        - evaluation.models["baseline"].metrics["accuracy"]
+    )
     for model in evaluation.models.values():
         assert model.metrics["n"] == evaluation.n == 8
         assert set(model.metrics) >= {
