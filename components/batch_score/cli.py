@@ -9,7 +9,7 @@ from components.common.settings import add_settings_arguments, run_cli, settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="batch-score", description=__doc__)
+    parser = argparse.ArgumentParser(prog="batch-score", description=__doc__, allow_abbrev=False)
     add_settings_arguments(parser, BatchScoreSettings)
     return parser
 

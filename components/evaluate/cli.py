@@ -9,7 +9,7 @@ from components.evaluate.evaluation import EvaluateSettings, evaluate
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__, allow_abbrev=False)
     add_settings_arguments(parser, EvaluateSettings)
     return parser
 

@@ -19,7 +19,7 @@ LOGGED_PARAMS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finetune", description=__doc__)
+    parser = argparse.ArgumentParser(prog="finetune", description=__doc__, allow_abbrev=False)
     add_settings_arguments(parser, FinetuneSettings)
     return parser
 

@@ -12,7 +12,7 @@ from workflows.spec import PARAMETERS, parameter_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__, allow_abbrev=False)
     defaults = parameter_defaults(local=True)
     for parameter in PARAMETERS:
         parser.add_argument(

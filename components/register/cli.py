@@ -9,7 +9,7 @@ from components.register.registration import RegisterSettings, register
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="register", description=__doc__)
+    parser = argparse.ArgumentParser(prog="register", description=__doc__, allow_abbrev=False)
     add_settings_arguments(parser, RegisterSettings)
     return parser
 

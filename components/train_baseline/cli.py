@@ -9,7 +9,7 @@ from components.train_baseline.train import HYPERPARAMETERS, BaselineSettings, t
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train-baseline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="train-baseline", description=__doc__, allow_abbrev=False)
     add_settings_arguments(parser, BaselineSettings)
     return parser
 

@@ -9,7 +9,7 @@ from components.validate.gate import ValidateSettings, ValidationResult, require
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="validate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="validate", description=__doc__, allow_abbrev=False)
     add_settings_arguments(parser, ValidateSettings)
     return parser
 

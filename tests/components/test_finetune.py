@@ -80,7 +80,7 @@ def test_killed_finetune_resumes_from_its_last_checkpoint(
         out,
         tiny_checkpoint_dir,
         "--epochs",
-        "8",
+        "3",
         "--eval-steps",
         "10",
         "--early-stopping-patience",

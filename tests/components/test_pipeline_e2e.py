@@ -93,3 +93,15 @@ def test_corrupted_csv_stops_the_pipeline_at_validate(tmp_path: Path, tiny_check
     assert "error: pipeline stopped: the validate gate refused" in proc.stderr.strip().splitlines()[-1]
     assert "=== train-baseline" not in proc.stdout
     assert MlflowClient(tracking_uri).search_registered_models() == []
+
+
+def test_unknown_or_abbreviated_parameter_is_refused(tmp_path: Path) -> None:
+    for flag in ("--learning-rat", "--no-such-parameter"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "components.pipeline", flag, "1", "--artifacts-root", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2 and f"unrecognized arguments: {flag} 1" in proc.stderr
+        assert not any(tmp_path.iterdir()), "nothing runs on a bad command line"

@@ -1,0 +1,366 @@
+"""Build the Argo objects (with hera) from ``workflows.spec``: the one pipeline definition, a second runner.
+
+- ``sentiment-retrain`` (WorkflowTemplate): a DAG of ``spec.STEPS``, one container template per step, the
+  arguments rendered from the spec's templates with ``{param}`` -> ``{{workflow.parameters.param}}``.
+- ``sentiment-retrain-cron`` (CronWorkflow): runs ``sentiment-retrain`` on a schedule (``workflowTemplateRef``).
+- ``batch-score`` (WorkflowTemplate): scores a dataset URI with the ``champion`` model.
+
+Every run writes its outputs under ``<artifacts_root>/<workflow uid>`` on GCS: the steps hand each other gs://
+URIs, never Argo artifacts. Retries cover transient failures (spot preemption, a lost node, a crash) but
+never a gate's refusal (exit code 2): the retry ``expression`` excludes the step's ``gate_exit_codes``.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from hera.workflows import (
+    DAG,
+    Container,
+    CronWorkflow,
+    Env,
+    Parameter,
+    Resources,
+    RetryPolicy,
+    RetryStrategy,
+    Task,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+
+from workflows.cluster import DEFAULT_CLUSTER, STEP_RESOURCES, ClusterConfig, StepResources
+from workflows.spec import PARAMETERS, STEPS, Step, topological_order
+
+RETRAIN_TEMPLATE = "sentiment-retrain"
+RETRAIN_CRON = "sentiment-retrain-cron"
+BATCH_SCORE_TEMPLATE = "batch-score"
+PART_OF = "sentimentops"
+
+# Parameters whose values Argo itself checks at submission (anything else is rejected before a pod starts).
+PARAMETER_ENUMS: dict[str, tuple[str, ...]] = {
+    "precision": ("auto", "fp16", "fp32"),
+    "smoke": ("true", "false"),
+}
+# Parameters with no default in the cluster: a submission without them is refused by Argo
+# ("spec.arguments.<name>.value is required").
+REQUIRED_PARAMETERS: tuple[str, ...] = ("dataset_uri",)
+# Environment every step gets, as templates over the parameters (GIT_COMMIT is read by components).
+PARAMETER_ENV: dict[str, str] = {"GIT_COMMIT": "{git_revision}"}
+
+BATCH_SCORE_PARAMETERS: tuple[tuple[str, str | None, str], ...] = (
+    ("dataset_uri", None, "CSV/parquet/JSON-lines file (gs:// URI) with a text column to score"),
+    ("model_uri", "models:/sentiment@champion", "models:/<name>@<alias>, models:/<name>/<version> or a dir"),
+    (
+        "output_uri",
+        "",
+        "where the predictions parquet goes (empty: <input stem>.predictions.parquet beside it)",
+    ),
+    ("text_column", "text", "column holding the texts"),
+    ("batch_size", "256", "texts per forward pass"),
+)
+
+
+def workflow_parameter(name: str) -> str:
+    """The Argo reference to a workflow parameter."""
+    return "{{workflow.parameters." + name + "}}"
+
+
+def argo_value(template: str, parameter_names: set[str] | None = None) -> str:
+    """Render one spec template (``"{artifacts_root}/validated"``) as an Argo string.
+
+    ``{artifacts_root}`` becomes ``{{workflow.parameters.artifacts_root}}/{{workflow.uid}}`` so that every run
+    (scheduled, drift-triggered or manual) gets its own folder without the submitter computing one.
+    """
+    names = parameter_names if parameter_names is not None else {p.name for p in PARAMETERS}
+    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    unknown = sorted(set(fields) - names)
+    if unknown:
+        raise ValueError(f"template {template!r} uses unknown parameter(s) {unknown}; known: {sorted(names)}")
+    values = {name: workflow_parameter(name) for name in names}
+    if "artifacts_root" in values:
+        values["artifacts_root"] = workflow_parameter("artifacts_root") + "/{{workflow.uid}}"
+    return template.format(**values)
+
+
+def step_args(step: Step) -> list[str]:
+    """The step's command-line arguments with Argo parameter references."""
+    out: list[str] = []
+    for flag, template in step.args:
+        out += [flag, argo_value(template)]
+    return out
+
+
+def retry_expression(gate_exit_codes: tuple[int, ...]) -> str:
+    """Retry unless the last attempt ended with a gate's exit code (compared as strings: a preempted pod has
+    no exit code, ``-1``, and must still be retried)."""
+    codes = ", ".join(f"'{code}'" for code in gate_exit_codes)
+    return f"lastRetry.exitCode not in [{codes}]"
+
+
+def _retry(resources: StepResources, gate_exit_codes: tuple[int, ...]) -> RetryStrategy:
+    return RetryStrategy(
+        limit=resources.retry_limit,
+        retry_policy=RetryPolicy.always,
+        expression=retry_expression(gate_exit_codes),
+        backoff=m.Backoff(duration="1m", factor=2, max_duration="30m"),
+        # Do not retry on the node that was just preempted or lost.
+        affinity=m.RetryAffinity(node_anti_affinity=m.RetryNodeAntiAffinity()),
+    )
+
+
+def _container_security_context(cfg: ClusterConfig) -> m.SecurityContext:
+    return m.SecurityContext(
+        run_as_non_root=True,
+        run_as_user=cfg.run_as_user,
+        run_as_group=cfg.run_as_group,
+        allow_privilege_escalation=False,
+        privileged=False,
+        read_only_root_filesystem=True,
+        capabilities=m.Capabilities(drop=["ALL"]),
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def _pod_security_context(cfg: ClusterConfig) -> m.PodSecurityContext:
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=cfg.run_as_user,
+        run_as_group=cfg.run_as_group,
+        fs_group=cfg.run_as_group,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def _env(cfg: ClusterConfig, extra: dict[str, str] | None = None) -> list[Env]:
+    """Environment of every step: tracking, lineage, and caches on the writable /tmp."""
+    values = {
+        "SENTIMENTOPS_TRACKING_URI": cfg.tracking_uri,
+        "SENTIMENTOPS_PIPELINE_ID": "{{workflow.name}}",
+        "HOME": "/tmp",
+        "HF_HOME": "/tmp/huggingface",
+        "XDG_CACHE_HOME": "/tmp/.cache",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **(extra or {}),
+    }
+    return [Env(name=k, value=v) for k, v in values.items()]
+
+
+def _volumes(resources: StepResources) -> tuple[list[m.Volume], list[m.VolumeMount]]:
+    volumes = [m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource(size_limit=resources.tmp_size))]
+    mounts = [m.VolumeMount(name="tmp", mount_path="/tmp")]
+    if resources.gpus:
+        # PyTorch data loaders and NCCL use shared memory; the default /dev/shm is 64 MiB.
+        volumes.append(
+            m.Volume(name="dshm", empty_dir=m.EmptyDirVolumeSource(medium="Memory", size_limit="8Gi"))
+        )
+        mounts.append(m.VolumeMount(name="dshm", mount_path="/dev/shm"))
+    return volumes, mounts
+
+
+def _gpu_scheduling(cfg: ClusterConfig) -> dict[str, Any]:
+    """Node selector and tolerations for the GPU pool, set on the template itself: workflow-level
+    tolerations are ignored when a Workflow runs this template through ``workflowTemplateRef``."""
+    tolerations = [m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
+    if cfg.gpu_pool.tolerate_spot:
+        tolerations.append(
+            m.Toleration(key="cloud.google.com/gke-spot", operator="Equal", value="true", effect="NoSchedule")
+        )
+    return {
+        "node_selector": {"cloud.google.com/gke-accelerator": cfg.gpu_pool.accelerator},
+        "tolerations": tolerations,
+    }
+
+
+def component_container(
+    name: str,
+    module: str,
+    args: list[str],
+    resources: StepResources,
+    cfg: ClusterConfig,
+    gate_exit_codes: tuple[int, ...] = (2,),
+    extra_env: dict[str, str] | None = None,
+    gpu: bool = False,
+) -> Container:
+    """One component CLI as a hardened container template."""
+    if gpu != bool(resources.gpus):
+        raise ValueError(f"step {name}: gpu={gpu} in the spec but {resources.gpus} GPU(s) in STEP_RESOURCES")
+    volumes, mounts = _volumes(resources)
+    scheduling = _gpu_scheduling(cfg) if gpu else {}
+    return Container(
+        name=name,
+        image=cfg.image,
+        image_pull_policy="IfNotPresent",
+        command=["python", "-m", module],
+        args=args,
+        env=_env(cfg, extra_env),
+        resources=Resources(
+            cpu_request=resources.cpu_request,
+            cpu_limit=resources.cpu_limit,
+            memory_request=resources.memory_request,
+            memory_limit=resources.memory_limit,
+            gpus=resources.gpus or None,
+        ),
+        security_context=_container_security_context(cfg),
+        volumes=volumes,
+        volume_mounts=mounts,
+        retry_strategy=_retry(resources, gate_exit_codes),
+        active_deadline_seconds=resources.deadline_seconds,
+        labels={"sentimentops/step": name},
+        **scheduling,
+    )
+
+
+def _metadata_labels(component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "workflows.generate",
+    }
+
+
+def _workflow_common(cfg: ClusterConfig, deadline: int, component: str) -> dict[str, Any]:
+    return {
+        # Pod labels the namespace's NetworkPolicies select on (egress to MLflow, GCS, the hub).
+        "pod_metadata": m.Metadata(
+            labels={"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/component": component}
+        ),
+        "namespace": cfg.namespace,
+        "service_account_name": cfg.service_account,
+        "security_context": _pod_security_context(cfg),
+        "active_deadline_seconds": deadline,
+        # Keep failed pods for their logs; the TTL removes the whole workflow later.
+        "pod_gc": m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m"),
+        "ttl_strategy": m.TTLStrategy(
+            seconds_after_success=cfg.ttl_after_success_seconds,
+            seconds_after_failure=cfg.ttl_after_failure_seconds,
+        ),
+    }
+
+
+def retrain_parameters(cfg: ClusterConfig = DEFAULT_CLUSTER) -> list[m.Parameter]:
+    """The WorkflowTemplate's parameters: exactly ``spec.PARAMETERS`` with the cluster's defaults."""
+    overrides = cfg.parameter_overrides()
+    unknown = sorted(set(overrides) - {p.name for p in PARAMETERS})
+    if unknown:
+        raise ValueError(f"cluster overrides name unknown parameter(s) {unknown}")
+    out = []
+    for p in PARAMETERS:
+        description = p.description
+        if p.name == "artifacts_root":
+            description += "; each run writes under <artifacts_root>/<workflow uid>"
+        value = None if p.name in REQUIRED_PARAMETERS else overrides.get(p.name, p.default)
+        out.append(
+            m.Parameter(
+                name=p.name,
+                value=value,
+                description=description,
+                enum=list(PARAMETER_ENUMS[p.name]) if p.name in PARAMETER_ENUMS else None,
+            )
+        )
+    return out
+
+
+def build_retrain_template(cfg: ClusterConfig = DEFAULT_CLUSTER) -> WorkflowTemplate:
+    """``sentiment-retrain``: validate -> (train-baseline || finetune) -> evaluate -> register."""
+    env = {name: argo_value(template) for name, template in PARAMETER_ENV.items()}
+    with WorkflowTemplate(
+        name=RETRAIN_TEMPLATE,
+        labels=_metadata_labels(RETRAIN_TEMPLATE),
+        annotations={
+            "workflows.argoproj.io/description": (
+                "Retrain the sentiment classifier: validate -> (train-baseline || finetune) -> evaluate -> "
+                "register. Generated from workflows/spec.py by `python -m workflows.generate`; do not edit."
+            ),
+        },
+        entrypoint="retrain",
+        arguments=retrain_parameters(cfg),
+        # One retraining at a time, whatever submitted it (cron, drift sensor, a person): runs queue
+        # instead of racing for the GPU pool and for the registry's aliases.
+        synchronization=m.Synchronization(mutexes=[m.Mutex(name=RETRAIN_TEMPLATE)]),
+        **_workflow_common(cfg, cfg.retrain_deadline_seconds, "training"),
+    ) as template:
+        containers = {
+            step.name: component_container(
+                step.name,
+                step.module,
+                step_args(step),
+                STEP_RESOURCES[step.name],
+                cfg,
+                gate_exit_codes=step.gate_exit_codes,
+                extra_env=env,
+                gpu=step.gpu,
+            )
+            for step in STEPS
+        }
+        with DAG(name="retrain"):
+            tasks = {}
+            for step in topological_order():
+                tasks[step.name] = Task(
+                    name=step.name,
+                    template=containers[step.name],
+                    dependencies=list(step.depends) or None,
+                )
+    return template
+
+
+def build_retrain_cron(cfg: ClusterConfig = DEFAULT_CLUSTER) -> CronWorkflow:
+    """Scheduled retraining: submits ``sentiment-retrain`` with the curated dataset; never two at once."""
+    return CronWorkflow(
+        name=RETRAIN_CRON,
+        namespace=cfg.namespace,
+        labels=_metadata_labels(RETRAIN_CRON),
+        schedules=[cfg.cron_schedule],
+        timezone=cfg.cron_timezone,
+        concurrency_policy="Forbid",
+        starting_deadline_seconds=3600,
+        successful_jobs_history_limit=3,
+        failed_jobs_history_limit=5,
+        workflow_template_ref=m.WorkflowTemplateRef(name=RETRAIN_TEMPLATE),
+        arguments=[Parameter(name="dataset_uri", value=cfg.training_dataset_uri)],
+        workflow_metadata=m.WorkflowMetadata(labels={"sentimentops/trigger": "schedule"}),
+    )
+
+
+def build_batch_score_template(cfg: ClusterConfig = DEFAULT_CLUSTER) -> WorkflowTemplate:
+    """``batch-score``: predictions for a dataset URI from the champion model, written beside the input."""
+    # Every parameter is the component flag of the same name (tests parse them with its real CLI).
+    names = {name for name, _, _ in BATCH_SCORE_PARAMETERS}
+    args: list[str] = []
+    for name, _, _ in BATCH_SCORE_PARAMETERS:
+        args += ["--" + name.replace("_", "-"), argo_value("{" + name + "}", names)]
+    with WorkflowTemplate(
+        name=BATCH_SCORE_TEMPLATE,
+        labels=_metadata_labels(BATCH_SCORE_TEMPLATE),
+        annotations={
+            "workflows.argoproj.io/description": (
+                "Score a dataset with the champion model; predictions parquet beside the input. "
+                "Generated by `python -m workflows.generate`; do not edit."
+            ),
+        },
+        entrypoint="batch-score",
+        arguments=[
+            m.Parameter(name=name, value=default, description=description)
+            for name, default, description in BATCH_SCORE_PARAMETERS
+        ],
+        **_workflow_common(cfg, cfg.batch_score_deadline_seconds, "batch-score"),
+    ) as template:
+        component_container(
+            "batch-score",
+            "components.batch_score",
+            args,
+            STEP_RESOURCES["batch-score"],
+            cfg,
+        )
+    return template
+
+
+def build_all(cfg: ClusterConfig = DEFAULT_CLUSTER) -> dict[str, dict[str, Any]]:
+    """Every generated manifest as a plain dict, keyed by file name."""
+    return {
+        f"{RETRAIN_TEMPLATE}.yaml": build_retrain_template(cfg).to_dict(),
+        f"{RETRAIN_CRON}.yaml": build_retrain_cron(cfg).to_dict(),
+        f"{BATCH_SCORE_TEMPLATE}.yaml": build_batch_score_template(cfg).to_dict(),
+    }
