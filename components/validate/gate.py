@@ -103,7 +103,10 @@ def _split_suite(settings: ValidateSettings, smoke: bool) -> Any:
 def _run_suite(name: str, frame: pd.DataFrame, make_suite: Callable[[], Any]) -> list[dict[str, Any]]:
     import great_expectations as gx
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")  # must exist before the suite is built
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep step logs readable
     suite = make_suite()
     asset = context.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name=name)
     batch = asset.add_batch_definition_whole_dataframe(f"{name}_batch").get_batch(
