@@ -160,6 +160,18 @@ def parsing_errors(reports: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def require_module(name: str, why: str) -> Any:
+    """Import a checker library; missing is a failure in CI (it is in pyproject's `checks` extra), a skip elsewhere."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed ({why})")
+        pytest.skip(f"{name} not installed ({why})", allow_module_level=True)
+
+
 def binary_or_skip(name: str, venv_bin: Path = REPO_ROOT / ".venv" / "bin") -> str:
     """A tool from the project venv (pip-installed binaries) or PATH; in CI a missing tool fails."""
     candidate = venv_bin / name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ _KSA_MEMBER = re.compile(
 _OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
 
 
+@cache
 def load_file(path: Path) -> dict[str, Any]:
-    """One .tf/.tfvars file as a dict (strings unquoted, blocks as lists). Raises on a parse error."""
+    """One .tf/.tfvars file as a dict (strings unquoted, blocks as lists; cached: do not mutate).
+    Raises on a parse error."""
     with open(path) as f:
         return hcl2.load(f, serialization_options=_OPTIONS)
 

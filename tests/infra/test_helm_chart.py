@@ -18,9 +18,10 @@ from tests.infra.conftest import (
     load_values,
     pod_spec,
     render,
+    require_module,
 )
 
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk (pyproject extra `checks`)")
+helm = require_module("helm_python", "helm-python-sdk (pyproject extra `checks`)")
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES)
@@ -299,3 +300,56 @@ def test_monitoring_objects_come_from_the_synced_files(rendered) -> None:
         assert secret is None
     else:
         assert base64.b64decode(secret["data"]["alertmanager.yaml"]).decode() == am_source.read_text()
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_environment_values_match_terraform(env: str) -> None:
+    """values-<env>.yaml points at what infra/terraform creates for <env>: project, buckets, database,
+    and the CIDRs its NetworkPolicies allow."""
+    from tests.infra.terraform_model import load_file
+
+    tfvars = load_file(TERRAFORM_DIR / "environments" / f"{env}.tfvars")
+    defaults = {
+        name: body.get("default")
+        for block in load_file(TERRAFORM_DIR / "variables.tf")["variable"]
+        for name, body in block.items()
+    }
+    tf = {**defaults, **tfvars}
+    project, region, prefix = tf["project_id"], tf["region"], tf["name_prefix"]
+    with helm.Chart.load(str(CHART_DIR)) as chart:
+        values = chart.merge_values(load_values(f"values-{env}.yaml"))
+    assert values["gcp"] == {"projectId": project, "region": region}
+    registry = f"{region}-docker.pkg.dev/{project}/{prefix}/"
+    assert values["mlflow"]["image"]["repository"].startswith(registry)
+    assert values["drift"]["image"]["repository"].startswith(registry)
+    assert values["mlflow"]["defaultArtifactRoot"].startswith(f"gs://{project}-artifacts/")
+    assert values["drift"]["logRoot"] == f"gs://{project}-payload-logs"
+    assert values["drift"]["referenceUri"].startswith(f"gs://{project}-data/")
+    assert values["drift"]["modelName"] == tf["model_name"]
+    database = values["mlflow"]["database"]
+    assert database["instanceConnectionName"] == f"{project}:{region}:{prefix}-mlflow"
+    assert database["iamUser"] == f"{prefix}-mlflow@{project}.iam"
+    policies = values["networkPolicies"]
+    assert policies["cloudSqlCidrs"] == [tf["private_service_access_cidr"]]
+    assert policies["kubeApiCidrs"] == [tf["master_ipv4_cidr_block"]]
+    assert values["monitoring"]["alertmanager"]["configSecretName"] == f"{prefix}-alertmanager-config"
+    for remote in values["monitoring"]["alertmanager"]["externalSecret"]["data"].values():
+        assert remote.startswith(f"{prefix}-"), f"External Secrets may read only {prefix}-* secrets: {remote}"
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+def test_drift_cronjob_sets_only_settings_the_drift_job_has(rendered, values_file: str) -> None:
+    """Every SENTIMENTOPS_* variable of the CronJob is a field of monitoring.drift's settings (a renamed
+    field would otherwise be silently ignored) and the settings parse."""
+    drift_settings = pytest.importorskip("monitoring.drift.settings")
+    (cronjob,) = [d for d in documents(rendered[values_file]) if d["kind"] == "CronJob"]
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "monitoring.drift"]
+    env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("SENTIMENTOPS_")}
+    fields = drift_settings.DriftSettings.model_fields
+    unknown = [name for name in env if name.removeprefix("SENTIMENTOPS_").lower() not in fields]
+    assert not unknown, unknown
+    settings = drift_settings.DriftSettings(
+        **{k.removeprefix("SENTIMENTOPS_").lower(): v for k, v in env.items()}
+    )
+    assert settings.pushgateway_url and settings.log_root.startswith("gs://")

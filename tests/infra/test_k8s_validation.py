@@ -12,12 +12,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import CRD_SCHEMAS
-from tests.infra.conftest import VALUES_FILES, crd_schema_path, documents
+from tests.infra.conftest import VALUES_FILES, crd_schema_path, documents, require_module
 
-kubernetes_validate = pytest.importorskip(
-    "kubernetes_validate", reason="kubernetes-validate (extra `checks`)"
-)
-jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (extra `checks`)")
+kubernetes_validate = require_module("kubernetes_validate", "kubernetes-validate (extra `checks`)")
+jsonschema = require_module("jsonschema", "jsonschema (extra `checks`)")
 
 # The oldest minor the GKE release channels still run (the chart's kubeVersion allows it).
 KUBERNETES_VERSION = "1.33.0"

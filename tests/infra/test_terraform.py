@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from tests.infra.conftest import FIXTURES, TERRAFORM_DIR
+from tests.infra.conftest import FIXTURES, TERRAFORM_DIR, require_module
 from tests.infra.terraform_model import first, load_config, load_file, security_problems
 
-pytest.importorskip("hcl2", reason="python-hcl2 (pyproject extra `checks`)")
+require_module("hcl2", "python-hcl2 (pyproject extra `checks`)")
 
 TF_FILES = sorted(
     p
