@@ -154,13 +154,14 @@ def staging_dir(final_uri: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def upload_dir(src: Path, dest_uri: str) -> None:
-    """Copy a local directory to an fsspec URI; the manifest goes last so readers never see a partial model."""
+def upload_dir(src: Path, dest_uri: str, last: str = MANIFEST_NAME) -> None:
+    """Copy a local directory to an fsspec URI; ``last`` (the completion marker) goes last, so readers never
+    see a partial directory as finished."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(dest_uri)
     files = sorted(p for p in src.rglob("*") if p.is_file())
-    files.sort(key=lambda p: p.name == MANIFEST_NAME)
+    files.sort(key=lambda p: p.name == last)
     for path in files:
         fs.put_file(str(path), f"{root.rstrip('/')}/{path.relative_to(src).as_posix()}")
 

