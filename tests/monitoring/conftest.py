@@ -123,7 +123,16 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
     binary = require_binary("prometheus-pushgateway")
     port = free_port()
     log = open(tmp_path / "pushgateway.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: keep each test's own.
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--persistence.file={tmp_path / 'pushgateway.data'}",
+        ],
+        stdout=log,
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/-/ready", timeout=30, process=proc)

@@ -88,7 +88,9 @@ def test_slack_urls_come_from_secret_files_and_messages_link_the_runbook() -> No
         assert item["api_url_file"].startswith("/etc/alertmanager/secrets/alertmanager-slack/")
         assert item["send_resolved"] is True
         assert ".Annotations.runbook_url" in item["text"] and ".Annotations.runbook_url" in item["title_link"]
-    channels = {r["name"]: r["slack_configs"][0]["channel"] for r in config["receivers"] if "slack_configs" in r}
+    channels = {
+        r["name"]: r["slack_configs"][0]["channel"] for r in config["receivers"] if "slack_configs" in r
+    }
     assert channels == {"slack-pager": "#sentiment-oncall", "slack-tickets": "#sentiment-tickets"}
 
 
@@ -98,7 +100,9 @@ def test_alertmanagerconfig_cr_is_generated_and_valid() -> None:
     validate_cr(cr)
     plain = yaml.safe_load(ALERTMANAGER_YML.read_text())
     assert [r["name"] for r in cr["spec"]["receivers"]] == [r["name"] for r in plain["receivers"]]
-    assert [r["receiver"] for r in cr["spec"]["route"]["routes"]] == [r["receiver"] for r in plain["route"]["routes"]]
+    assert [r["receiver"] for r in cr["spec"]["route"]["routes"]] == [
+        r["receiver"] for r in plain["route"]["routes"]
+    ]
     slack = [c for r in cr["spec"]["receivers"] for c in r.get("slackConfigs", [])]
     assert {c["apiURL"]["name"] for c in slack} == {"alertmanager-slack"}
     assert {c["apiURL"]["key"] for c in slack} == {"pager-url", "tickets-url"}
@@ -106,6 +110,10 @@ def test_alertmanagerconfig_cr_is_generated_and_valid() -> None:
 
 
 def test_matcher_parsing() -> None:
-    assert render.parse_matcher('alertname=~"A|B"') == {"name": "alertname", "value": "A|B", "matchType": "=~"}
+    assert render.parse_matcher('alertname=~"A|B"') == {
+        "name": "alertname",
+        "value": "A|B",
+        "matchType": "=~",
+    }
     with pytest.raises(ValueError):
         render.parse_matcher("severity critical")

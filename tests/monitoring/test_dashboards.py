@@ -78,25 +78,36 @@ def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
     promtool = require_binary("promtool")
     rules = []
     for path in DASHBOARDS:
-        for i, (title, expr) in enumerate(_queries(json.loads(path.read_text()))):
+        for i, (_title, expr) in enumerate(_queries(json.loads(path.read_text()))):
             rules.append({"record": f"dashboard:{path.stem.replace('-', '_')}:q{i}", "expr": _concrete(expr)})
     assert len(rules) > 30
     rule_file = tmp_path / "dashboard-queries.yaml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    out = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_promtool_parse_check_can_fail(tmp_path: Path) -> None:
     promtool = require_binary("promtool")
     rule_file = tmp_path / "bad.yaml"
-    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [{"record": "a:b", "expr": "sum(rate(x[5m])"}]}]}))
-    out = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60)
+    rule_file.write_text(
+        yaml.safe_dump({"groups": [{"name": "x", "rules": [{"record": "a:b", "expr": "sum(rate(x[5m])"}]}]})
+    )
+    out = subprocess.run(
+        [promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode != 0
 
 
 def test_queries_reference_exported_metrics_only() -> None:
-    records = {r["record"] for g in yaml.safe_load(RULES_FILE.read_text())["groups"] for r in g["rules"] if "record" in r}
+    records = {
+        r["record"]
+        for g in yaml.safe_load(RULES_FILE.read_text())["groups"]
+        for r in g["rules"]
+        if "record" in r
+    }
     used: set[str] = set()
     for path in DASHBOARDS:
         for title, expr in _queries(json.loads(path.read_text())):
@@ -105,7 +116,11 @@ def test_queries_reference_exported_metrics_only() -> None:
             assert not unknown, f"{path.name} / {title}: {unknown}"
             used |= names
     # the dashboards cover serving, drift and pipelines
-    assert {"sentiment_requests_total", "sentiment_drift_share", "argo_workflows_workflowtemplate_triggered_total"} <= used
+    assert {
+        "sentiment_requests_total",
+        "sentiment_drift_share",
+        "argo_workflows_workflowtemplate_triggered_total",
+    } <= used
 
 
 def test_configmaps_carry_the_sidecar_label_and_the_dashboards() -> None:

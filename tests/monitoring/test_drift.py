@@ -26,7 +26,11 @@ END = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 def _log(root: Path, texts: list[str], probs: np.ndarray, version: str = "3", hours: float = 20) -> None:
     """Payload logs spread over the ``hours`` before END, as the serving logger writes them."""
     start = END - timedelta(hours=hours)
-    write_log_file(root, "sentiment", records_for(texts, probs, start, timedelta(hours=hours) / len(texts), model_version=version))
+    write_log_file(
+        root,
+        "sentiment",
+        records_for(texts, probs, start, timedelta(hours=hours) / len(texts), model_version=version),
+    )
 
 
 def _settings(root: Path, reference: Path, **kw: object) -> DriftSettings:
@@ -116,7 +120,9 @@ def test_methods_and_thresholds_are_configurable(
     assert result.features["word_count"].drifted
 
 
-def test_unknown_feature_in_settings_is_an_error(tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str]) -> None:
+def test_unknown_feature_in_settings_is_an_error(
+    tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str]
+) -> None:
     from components.common.settings import ComponentError
 
     _log(tmp_path / "logs", ood_texts, np.full(len(ood_texts), 0.7))
@@ -126,7 +132,9 @@ def test_unknown_feature_in_settings_is_an_error(tmp_path: Path, rt_validated_di
         DriftSettings(feature_methods="oops")
 
 
-def test_too_few_rows_is_insufficient_data_not_drift(tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str]) -> None:
+def test_too_few_rows_is_insufficient_data_not_drift(
+    tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str]
+) -> None:
     _log(tmp_path / "logs", ood_texts[:50], np.full(50, 0.9))
     result = run_drift(_settings(tmp_path / "logs", rt_validated_dir))
     assert result.status == "insufficient_data"
@@ -141,11 +149,24 @@ def test_log_reader_window_versions_and_bad_lines(tmp_path: Path) -> None:
     root = tmp_path / "logs"
     texts = [f"text {i}" for i in range(30)]
     # 30 records one hour apart ending just before END: only the last 24 fall in the window
-    write_log_file(root, "sentiment", records_for(texts, np.full(30, 0.8), END - timedelta(hours=30), timedelta(hours=1)))
-    write_log_file(root, "sentiment", records_for(["other"] * 3, np.full(3, 0.1), END - timedelta(hours=1), timedelta(minutes=1), model_version="9"), seq=1)
-    part = root / "sentiment" / f"dt={END - timedelta(hours=1):%Y-%m-%d}" / f"hour={END - timedelta(hours=1):%H}"
+    write_log_file(
+        root, "sentiment", records_for(texts, np.full(30, 0.8), END - timedelta(hours=30), timedelta(hours=1))
+    )
+    write_log_file(
+        root,
+        "sentiment",
+        records_for(
+            ["other"] * 3, np.full(3, 0.1), END - timedelta(hours=1), timedelta(minutes=1), model_version="9"
+        ),
+        seq=1,
+    )
+    part = (
+        root / "sentiment" / f"dt={END - timedelta(hours=1):%Y-%m-%d}" / f"hour={END - timedelta(hours=1):%H}"
+    )
     (part / "broken.jsonl").write_text('{"ts": "2026-11-23T11:30:00Z", "text": "x"}\nnot json\n')
-    (part / ".in-flight.jsonl").write_text('{"ts": "2026-11-23T11:30:00Z", "text": "x", "probability": 0.5}\n')
+    (part / ".in-flight.jsonl").write_text(
+        '{"ts": "2026-11-23T11:30:00Z", "text": "x", "probability": 0.5}\n'
+    )
     (part / "partial.jsonl.tmp").write_text("garbage")
     window = read_window(str(root), "sentiment", END - timedelta(hours=24), END)
     assert window.versions == {"1": 24, "9": 3}
@@ -157,13 +178,18 @@ def _metrics_text(url: str) -> str:
     return httpx.get(f"{url}/metrics", timeout=5).text
 
 
-def test_push_to_a_real_pushgateway(tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str], pushgateway: str) -> None:
+def test_push_to_a_real_pushgateway(
+    tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str], pushgateway: str
+) -> None:
     _log(tmp_path / "logs", ood_texts, np.full(len(ood_texts), 0.7))
     result = run_drift(_settings(tmp_path / "logs", rt_validated_dir, pushgateway_url=pushgateway))
     assert result.pushed is True and result.push_error is None
     text = _metrics_text(pushgateway)
     assert 'sentiment_drift_detected{instance="",job="sentiment_drift",model_name="sentiment"} 1' in text
-    assert 'sentiment_drift_feature_score{feature="text",instance="",job="sentiment_drift",model_name="sentiment"}' in text
+    assert (
+        'sentiment_drift_feature_score{feature="text",instance="",job="sentiment_drift",model_name="sentiment"}'
+        in text
+    )
     assert "sentiment_drift_share{" in text and "sentiment_drift_last_success_timestamp_seconds{" in text
     # a later run with too little data replaces the group: no stale feature scores remain
     for old in (tmp_path / "logs" / "sentiment").glob("dt=*"):
@@ -173,7 +199,10 @@ def test_push_to_a_real_pushgateway(tmp_path: Path, rt_validated_dir: Path, ood_
     run_drift(_settings(tmp_path / "logs", rt_validated_dir, pushgateway_url=pushgateway))
     text = _metrics_text(pushgateway)
     assert "sentiment_drift_feature_score{" not in text
-    assert 'sentiment_drift_insufficient_data{instance="",job="sentiment_drift",model_name="sentiment"} 1' in text
+    assert (
+        'sentiment_drift_insufficient_data{instance="",job="sentiment_drift",model_name="sentiment"} 1'
+        in text
+    )
     assert 'sentiment_drift_detected{instance="",job="sentiment_drift",model_name="sentiment"} 0' in text
 
 
@@ -185,13 +214,21 @@ def test_pushgateway_down_still_writes_outputs_and_exits_nonzero(
     out_dir = tmp_path / "out"
     proc = subprocess.run(
         [
-            sys.executable, "-m", "monitoring.drift",
-            "--log-root", str(tmp_path / "logs"),
-            "--reference-uri", str(rt_validated_dir),
-            "--window-end", END.isoformat(),
-            "--output-uri", str(out_dir),
-            "--pushgateway-url", f"http://127.0.0.1:{free_port()}",
-            "--push-timeout-s", "2",
+            sys.executable,
+            "-m",
+            "monitoring.drift",
+            "--log-root",
+            str(tmp_path / "logs"),
+            "--reference-uri",
+            str(rt_validated_dir),
+            "--window-end",
+            END.isoformat(),
+            "--output-uri",
+            str(out_dir),
+            "--pushgateway-url",
+            f"http://127.0.0.1:{free_port()}",
+            "--push-timeout-s",
+            "2",
         ],  # fmt: skip
         capture_output=True,
         text=True,
@@ -204,3 +241,24 @@ def test_pushgateway_down_still_writes_outputs_and_exits_nonzero(
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["pushed"] is False and "refused" in summary["push_error"].lower(), summary["push_error"]
     assert summary["status"] == "ok" and (out_dir / "report.html").exists()
+
+
+def test_reference_predictions_are_cached_per_model(
+    tmp_path: Path, rt_validated_dir: Path, baseline_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import components.common.models as models
+    from monitoring.drift.job import load_reference
+
+    settings = _settings(tmp_path / "logs", rt_validated_dir, model_uri=str(baseline_model_dir))
+    first = load_reference(settings)
+    (cache,) = (tmp_path / "logs" / "sentiment" / "drift" / "reference-cache").glob("*.parquet")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded again")
+
+    monkeypatch.setattr(models, "load_model", refuse)
+    second = load_reference(settings)
+    assert np.array_equal(first.frame["probability"].to_numpy(), second.frame["probability"].to_numpy())
+    cache.unlink()
+    with pytest.raises(AssertionError, match="loaded again"):
+        load_reference(settings)

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,10 @@ class FakePredictor:
             registry=self.registry,
         )
         info = Gauge(
-            "sentiment_model_info", "model", ["model_name", "model_version", "flavor", "digest"], registry=self.registry
+            "sentiment_model_info",
+            "model",
+            ["model_name", "model_version", "flavor", "digest"],
+            registry=self.registry,
         )
         info.labels("sentiment", "1", "tfidf", "sha256:e2e").set(1)
         self.mode = "ok"
@@ -75,13 +79,11 @@ class FakePredictor:
         self._server.server_close()
 
     def burst_of_good_requests(self, n: int = 1_000_000) -> None:
+        """``n`` successful requests of 10 ms at once (the client has no bulk observe: bump the child's
+        lowest bucket and sum, which is what ``n`` observations of 0.01 s would do)."""
         self.requests.labels("predict", "200").inc(n)
-        self.latency.labels("predict").observe(0.01)  # count +1
-        for _ in range(100):
-            pass
-        # a histogram has no bulk observe: add n fast observations through the internals-free API
         child = self.latency.labels("predict")
-        child._buckets[0].inc(n)  # type: ignore[attr-defined]  # the 0.05 s bucket
+        child._buckets[0].inc(n)  # type: ignore[attr-defined]  # the 0.05 s bucket (non-cumulative storage)
         child._sum.inc(0.01 * n)  # type: ignore[attr-defined]
 
     def _traffic(self) -> None:
@@ -147,11 +149,14 @@ def _test_alertmanager_config(tmp_path: Path, receiver_url: str) -> Path:
     return path
 
 
-@pytest.fixture()
-def stack(tmp_path: Path, receiver: Receiver, pushgateway: str) -> Iterator[Stack]:
+@contextmanager
+def running_stack(
+    tmp_path: Path, receiver: Receiver, pushgateway: str, predictor_port: int
+) -> Iterator[tuple[Server, Server]]:
+    """Alertmanager (our routing) and Prometheus (our rules) scraping the predictor and the Pushgateway."""
     prometheus_bin = require_binary("prometheus")
     am_bin = require_binary("prometheus-alertmanager")
-    am_port, prom_port, predictor_port = free_port(), free_port(), free_port()
+    am_port, prom_port = free_port(), free_port()
     alertmanager = start_server(
         [
             am_bin,
@@ -164,62 +169,83 @@ def stack(tmp_path: Path, receiver: Receiver, pushgateway: str) -> Iterator[Stac
         "/-/ready",
         tmp_path / "alertmanager.log",
     )
-    predictor = FakePredictor(predictor_port)
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
-        "rule_files": [str(_test_rules(tmp_path))],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-        "scrape_configs": [
-            {
-                # the job label PodMonitor gives: <namespace>/<name>
-                "job_name": "e2e/sentiment-predictor",
-                "honor_labels": True,
-                "static_configs": [
-                    {"targets": [f"127.0.0.1:{predictor_port}"], "labels": {"namespace": "e2e", "pod": "predictor-0"}}
-                ],
-            },
-            {
-                "job_name": "pushgateway",
-                "honor_labels": True,
-                "static_configs": [{"targets": [pushgateway.removeprefix("http://")], "labels": {"namespace": "monitoring"}}],
-            },
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    prometheus = start_server(
-        [
-            prometheus_bin,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--rules.alert.resend-delay=1s",
-        ],
-        f"http://127.0.0.1:{prom_port}",
-        "/-/ready",
-        tmp_path / "prometheus.log",
-    )
+    servers = [alertmanager]
     try:
-        yield Stack(prometheus, alertmanager, predictor, pushgateway, receiver)
+        config = {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
+            "rule_files": [str(_test_rules(tmp_path))],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+            "scrape_configs": [
+                {
+                    # the job label PodMonitor gives: <namespace>/<name>
+                    "job_name": "e2e/sentiment-predictor",
+                    "honor_labels": True,
+                    "static_configs": [
+                        {
+                            "targets": [f"127.0.0.1:{predictor_port}"],
+                            "labels": {"namespace": "e2e", "pod": "predictor-0"},
+                        }
+                    ],
+                },
+                {
+                    "job_name": "pushgateway",
+                    "honor_labels": True,
+                    "static_configs": [
+                        {
+                            "targets": [pushgateway.removeprefix("http://")],
+                            "labels": {"namespace": "monitoring"},
+                        }
+                    ],
+                },
+            ],
+        }
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prometheus = start_server(
+            [
+                prometheus_bin,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--rules.alert.resend-delay=1s",
+            ],
+            f"http://127.0.0.1:{prom_port}",
+            "/-/ready",
+            tmp_path / "prometheus.log",
+        )
+        servers.append(prometheus)
+        yield prometheus, alertmanager
     finally:
-        predictor.close()
-        for server in (prometheus, alertmanager):
+        for server in servers:
             server.proc.terminate()
             try:
                 server.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.proc.kill()
+                server.proc.wait(timeout=10)
 
 
-def _query(stack: Stack, expr: str) -> list[dict[str, Any]]:
-    resp = httpx.get(f"{stack.prometheus.url}/api/v1/query", params={"query": expr}, timeout=5)
+@pytest.fixture()
+def stack(tmp_path: Path, receiver: Receiver, pushgateway: str) -> Iterator[Stack]:
+    predictor_port = free_port()
+    predictor = FakePredictor(predictor_port)
+    try:
+        with running_stack(tmp_path, receiver, pushgateway, predictor_port) as (prometheus, alertmanager):
+            yield Stack(prometheus, alertmanager, predictor, pushgateway, receiver)
+    finally:
+        predictor.close()
+
+
+def query(prometheus: Server, expr: str) -> list[dict[str, Any]]:
+    """Instant query against the test Prometheus."""
+    resp = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": expr}, timeout=5)
     resp.raise_for_status()
     return resp.json()["data"]["result"]
 
 
-def _slack(stack: Stack, channel: str, alertname: str, status: str) -> list[dict[str, Any]]:
+def slack(receiver: Receiver, channel: str, alertname: str, status: str) -> list[dict[str, Any]]:
     """Slack messages on ``channel`` (pager|tickets) about ``alertname`` with ``status`` (FIRING|RESOLVED)."""
     out = []
-    for body in stack.receiver.received(f"/slack/{channel}"):
+    for body in receiver.received(f"/slack/{channel}"):
         for attachment in body.get("attachments", []):
             title = attachment.get("title", "")
             if title.startswith(f"[{status}") and f"] {alertname} (" in title:
@@ -236,50 +262,80 @@ def _assert_slack_message(message: dict[str, Any], alertname: str, channel: str,
 
 
 def test_errors_page_and_resolve(stack: Stack) -> None:
-    wait_until(lambda: _query(stack, "sentiment:requests:rate5m > 0"), 30, "the predictor to be scraped")
+    wait_until(
+        lambda: query(stack.prometheus, "sentiment:requests:rate5m > 0"), 30, "the predictor to be scraped"
+    )
     stack.predictor.mode = "errors"
     (firing, *_) = wait_until(
-        lambda: _slack(stack, "pager", "SentimentHighErrorRate", "FIRING"), 40, "the error page in Slack"
+        lambda: slack(stack.receiver, "pager", "SentimentHighErrorRate", "FIRING"),
+        40,
+        "the error page in Slack",
     )
     _assert_slack_message(firing, "SentimentHighErrorRate", "#sentiment-oncall", "danger")
     assert "Over 5% of prediction requests fail in e2e" in firing["attachment"]["text"]
-    assert not _slack(stack, "tickets", "SentimentHighErrorRate", "FIRING"), "critical must not go to tickets"
+    assert not slack(stack.receiver, "tickets", "SentimentHighErrorRate", "FIRING"), (
+        "critical must not go to tickets"
+    )
 
     stack.predictor.mode = "ok"
     stack.predictor.burst_of_good_requests()
     (resolved, *_) = wait_until(
-        lambda: _slack(stack, "pager", "SentimentHighErrorRate", "RESOLVED"), 40, "the resolved message"
+        lambda: slack(stack.receiver, "pager", "SentimentHighErrorRate", "RESOLVED"),
+        40,
+        "the resolved message",
     )
     _assert_slack_message(resolved, "SentimentHighErrorRate", "#sentiment-oncall", "good")
 
 
 def test_latency_burn_pages_and_inhibits_the_ticket_then_resolves(stack: Stack) -> None:
-    wait_until(lambda: _query(stack, "sentiment:requests:rate5m > 0"), 30, "the predictor to be scraped")
+    wait_until(
+        lambda: query(stack.prometheus, "sentiment:requests:rate5m > 0"), 30, "the predictor to be scraped"
+    )
     stack.predictor.mode = "slow"
     (firing, *_) = wait_until(
-        lambda: _slack(stack, "pager", "SentimentLatencySLOBurn", "FIRING"), 40, "the latency page"
+        lambda: slack(stack.receiver, "pager", "SentimentLatencySLOBurn", "FIRING"), 40, "the latency page"
     )
     _assert_slack_message(firing, "SentimentLatencySLOBurn", "#sentiment-oncall", "danger")
-    assert "severity=critical" in firing["attachment"]["text"] and "window=fast" in firing["attachment"]["text"]
+    assert (
+        "severity=critical" in firing["attachment"]["text"] and "window=fast" in firing["attachment"]["text"]
+    )
     # the slow-burn warning fires in Prometheus too, but the page inhibits it in Alertmanager
-    wait_until(lambda: _query(stack, 'ALERTS{alertname="SentimentLatencySLOBurn",severity="warning"}'), 20, "warning")
+    wait_until(
+        lambda: query(stack.prometheus, 'ALERTS{alertname="SentimentLatencySLOBurn",severity="warning"}'),
+        20,
+        "warning",
+    )
     time.sleep(3)
-    assert not _slack(stack, "tickets", "SentimentLatencySLOBurn", "FIRING")
+    assert not slack(stack.receiver, "tickets", "SentimentLatencySLOBurn", "FIRING")
 
     stack.predictor.mode = "ok"
     stack.predictor.burst_of_good_requests()
-    wait_until(lambda: _slack(stack, "pager", "SentimentLatencySLOBurn", "RESOLVED"), 40, "the latency resolve")
+    wait_until(
+        lambda: slack(stack.receiver, "pager", "SentimentLatencySLOBurn", "RESOLVED"),
+        40,
+        "the latency resolve",
+    )
 
 
 def test_model_server_down_pages_and_resolves(stack: Stack) -> None:
-    wait_until(lambda: _query(stack, 'up{job="e2e/sentiment-predictor"} == 1'), 30, "the predictor to be up")
+    wait_until(
+        lambda: query(stack.prometheus, 'up{job="e2e/sentiment-predictor"} == 1'),
+        30,
+        "the predictor to be up",
+    )
     stack.predictor.stop_server()
     (firing, *_) = wait_until(
-        lambda: _slack(stack, "pager", "SentimentModelServerDown", "FIRING"), 40, "the server-down page"
+        lambda: slack(stack.receiver, "pager", "SentimentModelServerDown", "FIRING"),
+        40,
+        "the server-down page",
     )
     _assert_slack_message(firing, "SentimentModelServerDown", "#sentiment-oncall", "danger")
     stack.predictor.start_server()
-    wait_until(lambda: _slack(stack, "pager", "SentimentModelServerDown", "RESOLVED"), 40, "the server-up resolve")
+    wait_until(
+        lambda: slack(stack.receiver, "pager", "SentimentModelServerDown", "RESOLVED"),
+        40,
+        "the server-up resolve",
+    )
 
 
 def test_drift_run_alerts_tickets_and_triggers_retraining(
@@ -290,7 +346,11 @@ def test_drift_run_alerts_tickets_and_triggers_retraining(
     from monitoring.drift.logs import records_for, write_log_file
 
     # before any drift run: the stale alert (absent metric) reaches the ticket channel
-    wait_until(lambda: _slack(stack, "tickets", "SentimentDriftJobStale", "FIRING"), 40, "the stale-drift ticket")
+    wait_until(
+        lambda: slack(stack.receiver, "tickets", "SentimentDriftJobStale", "FIRING"),
+        40,
+        "the stale-drift ticket",
+    )
     end = datetime.now(UTC)
     write_log_file(
         tmp_path / "logs",
@@ -299,10 +359,15 @@ def test_drift_run_alerts_tickets_and_triggers_retraining(
     )
     proc = subprocess.run(
         [
-            sys.executable, "-m", "monitoring.drift",
-            "--log-root", str(tmp_path / "logs"),
-            "--reference-uri", str(rt_validated_dir),
-            "--pushgateway-url", stack.pushgateway,
+            sys.executable,
+            "-m",
+            "monitoring.drift",
+            "--log-root",
+            str(tmp_path / "logs"),
+            "--reference-uri",
+            str(rt_validated_dir),
+            "--pushgateway-url",
+            stack.pushgateway,
         ],  # fmt: skip
         capture_output=True,
         text=True,
@@ -313,7 +378,7 @@ def test_drift_run_alerts_tickets_and_triggers_retraining(
     assert "DRIFT DETECTED" in proc.stdout
 
     (ticket, *_) = wait_until(
-        lambda: _slack(stack, "tickets", "SentimentDriftDetected", "FIRING"), 60, "the drift ticket"
+        lambda: slack(stack.receiver, "tickets", "SentimentDriftDetected", "FIRING"), 60, "the drift ticket"
     )
     _assert_slack_message(ticket, "SentimentDriftDetected", "#sentiment-tickets", "warning")
     hooks = wait_until(lambda: stack.receiver.received("/argo-events/retrain"), 60, "the retraining webhook")
@@ -322,5 +387,9 @@ def test_drift_run_alerts_tickets_and_triggers_retraining(
     assert body["commonLabels"]["model_name"] == "sentiment"
     assert sensor_filters_accept(body), "the Sensor would ignore this notification"
     # the successful run also resolves the stale-job alert
-    wait_until(lambda: _slack(stack, "tickets", "SentimentDriftJobStale", "RESOLVED"), 40, "the stale resolve")
-    assert not _slack(stack, "pager", "SentimentDriftDetected", "FIRING")
+    wait_until(
+        lambda: slack(stack.receiver, "tickets", "SentimentDriftJobStale", "RESOLVED"),
+        40,
+        "the stale resolve",
+    )
+    assert not slack(stack.receiver, "pager", "SentimentDriftDetected", "FIRING")

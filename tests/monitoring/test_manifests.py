@@ -98,7 +98,9 @@ def test_sensor_listens_to_the_eventsource_that_alertmanager_calls() -> None:
     assert dep["eventSourceName"] == source["metadata"]["name"]
     webhook = source["spec"]["webhook"][dep["eventName"]]
     ns = source["metadata"]["namespace"]
-    expected = f"http://{source['metadata']['name']}-eventsource-svc.{ns}.svc:{webhook['port']}{webhook['endpoint']}"
+    expected = (
+        f"http://{source['metadata']['name']}-eventsource-svc.{ns}.svc:{webhook['port']}{webhook['endpoint']}"
+    )
     config = yaml.safe_load(ALERTMANAGER_YML.read_text())
     (receiver,) = [r for r in config["receivers"] if r["name"] == "retrain-webhook"]
     assert receiver["webhook_configs"][0]["url"] == expected
@@ -124,7 +126,9 @@ def test_sensor_filters_ignore_resolved_and_other_alerts() -> None:
     firing = {"status": "firing", "commonLabels": {"alertname": "SentimentDriftDetected"}}
     assert sensor_filters_accept(firing)
     assert not sensor_filters_accept({**firing, "status": "resolved"})
-    assert not sensor_filters_accept({"status": "firing", "commonLabels": {"alertname": "SentimentNoTraffic"}})
+    assert not sensor_filters_accept(
+        {"status": "firing", "commonLabels": {"alertname": "SentimentNoTraffic"}}
+    )
 
 
 def test_cronjob_runs_the_drift_module_with_known_settings() -> None:

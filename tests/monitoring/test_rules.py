@@ -56,13 +56,18 @@ def test_every_alert_has_firing_and_quiet_unit_tests() -> None:
 @pytest.mark.parametrize(
     ("alertname", "replacements"),
     [
-        ("SentimentHighErrorRate", [("sentiment:error_ratio:rate5m > 0.05", "sentiment:error_ratio:rate5m > 0.5")]),
+        (
+            "SentimentHighErrorRate",
+            [("sentiment:error_ratio:rate5m > 0.05", "sentiment:error_ratio:rate5m > 0.5")],
+        ),
         ("SentimentLatencySLOBurn", [("(13.44 * 0.01)", "(134.4 * 0.01)"), ("(5.6 * 0.01)", "(56 * 0.01)")]),
         ("SentimentRetrainWorkflowFailed", [('phase=~"Failed|Error"', 'phase=~"Failed"')]),
         ("SentimentModelServerDown", [("absent(up{", "absent(kube_up{")]),
     ],
 )
-def test_unit_tests_catch_a_broken_rule(tmp_path: Path, alertname: str, replacements: list[tuple[str, str]]) -> None:
+def test_unit_tests_catch_a_broken_rule(
+    tmp_path: Path, alertname: str, replacements: list[tuple[str, str]]
+) -> None:
     """The promtool tests can fail: a mutated threshold or matcher makes that alert's tests fail."""
     promtool = require_binary("promtool")
     (tmp_path / "rules").mkdir()

@@ -15,8 +15,9 @@ V2 = f"/v2/models/{MODEL}/infer"
 JSON = {"content-type": "application/json"}
 
 
-def v2_body(data: object, **overrides: object) -> dict:
-    body = {"id": "x", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": data}]}
+def v2_body(data: object, shape: object = (1,), **overrides: object) -> dict:
+    shape = list(shape) if isinstance(shape, tuple) else shape
+    body = {"id": "x", "inputs": [{"name": "text", "datatype": "BYTES", "shape": shape, "data": data}]}
     body.update(overrides)
     return body
 

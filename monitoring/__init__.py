@@ -1,0 +1,1 @@
+"""Monitoring: the drift job, Prometheus rules, Alertmanager routing, Grafana dashboards, retrain trigger."""

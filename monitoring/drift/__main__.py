@@ -1,0 +1,3 @@
+from monitoring.drift.cli import main
+
+main()

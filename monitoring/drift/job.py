@@ -1,0 +1,341 @@
+"""The drift job: read a window of payload logs, compare with the reference, write the report, push metrics.
+
+Steps: logs of ``[end - window_hours, end)`` for one model version -> features (``features.py``) ->
+Evidently 0.7 ``ValueDrift`` per feature (PSI / K-S / Wasserstein, configurable) and a text content drift
+test (domain classifier on a sample) -> ``report.html``, ``text_report.html`` and ``summary.json`` next to
+the logs -> metrics to the Pushgateway. With fewer rows than ``min_rows`` the result is
+``insufficient_data`` (no drift claimed either way). A failed push is reported in the summary and in
+``DriftResult.push_error``; the outputs are written before the push is attempted.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.common import data as datalib
+from components.common.artifacts import atomic_write_bytes, atomic_write_json
+from components.common.settings import ComponentError
+from monitoring.drift import features as feats
+from monitoring.drift.logs import parse_ts, read_window
+from monitoring.drift.push import push_metrics
+from monitoring.drift.settings import DriftSettings
+
+log = logging.getLogger(__name__)
+STATUS_OK = "ok"
+STATUS_INSUFFICIENT = "insufficient_data"
+DEFAULT_TEXT_THRESHOLD = 0.55
+
+
+@dataclass
+class FeatureDrift:
+    """One feature's test: method, threshold, score and verdict, plus the means on both sides."""
+
+    method: str
+    threshold: float | None
+    score: float
+    drifted: bool
+    reference_mean: float | None = None
+    current_mean: float | None = None
+
+
+@dataclass
+class DriftResult:
+    """What the job found; ``summary.json`` is this object as JSON."""
+
+    status: str
+    model_name: str
+    model_version: str | None
+    window_start: str
+    window_end: str
+    current_rows: int
+    reference_rows: int
+    drift_detected: bool = False
+    drift_share: float | None = None
+    features: dict[str, FeatureDrift] = field(default_factory=dict)
+    prediction: dict[str, float] = field(default_factory=dict)
+    other_versions: dict[str, int] = field(default_factory=dict)
+    bad_lines: int = 0
+    files_read: int = 0
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    output_uri: str = ""
+    seconds: float = 0.0
+    pushed: bool | None = None
+    push_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Reference:
+    """Reference rows as features, plus the dataset facts recorded in the summary."""
+
+    frame: pd.DataFrame
+    vocabulary: feats.Vocabulary
+    dataset_hash: str | None
+
+
+def window_bounds(settings: DriftSettings, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``[end - window_hours, end)`` in UTC."""
+    end = parse_ts(settings.window_end) if settings.window_end else (now or datetime.now(UTC))
+    return end - timedelta(hours=settings.window_hours), end
+
+
+def _read_reference_table(uri: str) -> pd.DataFrame:
+    lower = uri.lower()
+    if lower.endswith((".parquet", ".pq")):
+        frame = datalib.read_validated(uri)
+    elif lower.endswith((".csv", ".tsv")) or datalib._is_hub_id(uri):
+        frame = datalib.clean(datalib.read_raw(uri))
+    else:
+        frame = datalib.read_validated(f"{uri.rstrip('/')}/dataset.parquet")
+    if "text" not in frame.columns:
+        raise ComponentError(f"reference {uri} has no text column")
+    return frame
+
+
+def load_reference(settings: DriftSettings) -> Reference:
+    """The reference features: vocabulary from the training split, rows from ``reference_split``.
+
+    Predictions come from the table's ``probability`` column when present, else from ``model_uri``.
+    """
+    table = _read_reference_table(settings.reference_uri)
+    has_split = "split" in table.columns
+    vocab_rows = table[table["split"] == "train"] if has_split else table
+    if vocab_rows.empty:
+        raise ComponentError(f"reference {settings.reference_uri} has no training rows for the vocabulary")
+    vocabulary = feats.Vocabulary(vocab_rows["text"])
+    if has_split and settings.reference_split != "all":
+        rows = table[table["split"] == settings.reference_split]
+    else:
+        rows = table
+    if rows.empty:
+        raise ComponentError(f"reference split {settings.reference_split!r} is empty")
+    texts = rows["text"].astype(str).tolist()
+    probabilities: np.ndarray | None = None
+    if "probability" in rows.columns:
+        probabilities = rows["probability"].to_numpy(dtype=float)
+    dataset_hash = datalib.dataset_hash(table) if {"label", "split"} <= set(table.columns) else None
+    if probabilities is None and settings.model_uri:
+        probabilities = _reference_predictions(settings, texts, dataset_hash)
+    leave_one_out = not has_split or settings.reference_split in ("train", "all")
+    frame = feats.build_features(texts, probabilities, vocabulary, leave_one_out=leave_one_out)
+    return Reference(frame=frame, vocabulary=vocabulary, dataset_hash=dataset_hash)
+
+
+def _reference_predictions(settings: DriftSettings, texts: list[str], dataset_hash: str | None) -> np.ndarray:
+    """The model's positive-class probabilities on the reference texts, cached per (model digest, texts).
+
+    A transformer on CPU takes minutes for the training split; the hourly CronJob computes them once per
+    model version: ``<log_root>/<model_name>/drift/reference-cache/<model digest>-<texts hash>.parquet``.
+    """
+    import hashlib
+
+    from components.common.artifacts import fetch_dir, read_manifest
+    from components.common.models import load_model
+
+    model_dir = fetch_dir(settings.model_uri or "")
+    digest = read_manifest(model_dir).digest.removeprefix("sha256:")[:16]
+    texts_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    cache = f"{settings.log_root.rstrip('/')}/{settings.model_name}/drift/reference-cache/{digest}-{texts_hash}.parquet"
+    try:
+        cached = datalib.read_validated(cache)
+        if cached["text"].tolist() == texts:
+            return cached["probability"].to_numpy(dtype=float)
+    except Exception:  # absent or unreadable cache: recompute
+        log.info("no usable reference prediction cache at %s", cache)
+    probabilities = np.asarray(load_model(model_dir).predict_proba(texts), dtype=float)
+    try:
+        datalib.write_validated(pd.DataFrame({"text": texts, "probability": probabilities}), cache)
+    except Exception as exc:  # a read-only sink must not fail the run
+        log.warning("cannot write reference prediction cache %s: %s", cache, exc)
+    return probabilities
+
+
+def _evidently_scores(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    columns: dict[str, tuple[str | None, float | None]],
+    numerical: list[str],
+    categorical: list[str],
+    text: list[str],
+) -> tuple[dict[str, FeatureDrift], Any]:
+    """Run one Evidently report of ``ValueDrift`` metrics; per column (score, FAIL status) from it."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import DriftedColumnsCount, ValueDrift
+
+    definition = DataDefinition(
+        numerical_columns=numerical or None,
+        categorical_columns=categorical or None,
+        text_columns=text or None,
+    )
+    metrics: list[Any] = [
+        ValueDrift(column=name, method=method, threshold=threshold)
+        for name, (method, threshold) in columns.items()
+    ]
+    if len(columns) > 1:
+        metrics.append(DriftedColumnsCount(columns=list(columns)))
+    keep = list(columns)
+    snapshot = Report(metrics, include_tests=True).run(
+        Dataset.from_pandas(current[keep], data_definition=definition),
+        Dataset.from_pandas(reference[keep], data_definition=definition),
+    )
+    raw = snapshot.dict()
+    statuses = {
+        test["metric_config"]["params"].get("column"): test["status"]
+        for test in raw["tests"]
+        if test["metric_config"]["params"].get("type", "").endswith("ValueDrift")
+    }
+    out: dict[str, FeatureDrift] = {}
+    for metric in raw["metrics"]:
+        config = metric["config"]
+        if not config.get("type", "").endswith("ValueDrift"):
+            continue
+        name = config["column"]
+        out[name] = FeatureDrift(
+            method=str(config.get("method")),
+            threshold=config.get("threshold"),
+            score=float(metric["value"]),
+            drifted=statuses.get(name) == "FAIL",
+        )
+    return out, snapshot
+
+
+def _insufficient_html(result: DriftResult) -> str:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Drift: insufficient data</title></head>"
+        f"<body><h1>Drift report: insufficient data</h1><p>{html.escape(result.reason)}</p>"
+        f"<pre>{html.escape(json.dumps(result.to_dict(), indent=2, default=str))}</pre></body></html>"
+    )
+
+
+def default_output_uri(settings: DriftSettings, end: datetime) -> str:
+    """``<log_root>/<model_name>/drift/<end>``: next to the logs it describes."""
+    return f"{settings.log_root.rstrip('/')}/{settings.model_name}/drift/{end:%Y-%m-%dT%H-%M-%SZ}"
+
+
+def run_drift(settings: DriftSettings, now: datetime | None = None) -> DriftResult:
+    """Run the whole job; returns the result after writing the outputs and attempting the push."""
+    started = time.perf_counter()
+    start, end = window_bounds(settings, now)
+    output_uri = (settings.output_uri or default_output_uri(settings, end)).rstrip("/")
+    window = read_window(settings.log_root, settings.model_name, start, end)
+    current_all = window.frame
+    version = settings.model_version
+    if version is None and window.versions:
+        version = max(window.versions, key=lambda v: (window.versions[v], v))
+    current = current_all[current_all["model_version"] == version] if version is not None else current_all
+    result = DriftResult(
+        status=STATUS_OK,
+        model_name=settings.model_name,
+        model_version=version,
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        current_rows=len(current),
+        reference_rows=0,
+        other_versions={v: n for v, n in window.versions.items() if v != version},
+        bad_lines=window.bad_lines,
+        files_read=window.files,
+        settings=settings.model_dump(),
+        output_uri=output_uri,
+    )
+    if window.bad_lines:
+        result.warnings.append(f"{window.bad_lines} malformed log line(s) skipped")
+    snapshots: dict[str, Any] = {}
+    if len(current) < settings.min_rows:
+        result.status = STATUS_INSUFFICIENT
+        result.reason = (
+            f"{len(current)} row(s) for model version {version!r} in the window "
+            f"[{start.isoformat()}, {end.isoformat()}); at least {settings.min_rows} needed"
+        )
+    else:
+        snapshots = _compare(settings, current, result)
+    result.seconds = round(time.perf_counter() - started, 3)
+    _write_outputs(output_uri, result, snapshots)
+    if settings.pushgateway_url:
+        result.pushed, result.push_error = push_metrics(
+            settings.pushgateway_url, result, settings.push_timeout_s
+        )
+        atomic_write_json(f"{output_uri}/summary.json", result.to_dict())
+    return result
+
+
+def _compare(settings: DriftSettings, current_logs: pd.DataFrame, result: DriftResult) -> dict[str, Any]:
+    reference = load_reference(settings)
+    ref = reference.frame
+    vocabulary = reference.vocabulary
+    result.reference_rows = len(ref)
+    result.settings["vocabulary_size"] = len(vocabulary)
+    if reference.dataset_hash:
+        result.settings["reference_dataset_hash"] = reference.dataset_hash
+    cur = feats.build_features(
+        current_logs["text"].tolist(), current_logs["probability"].to_numpy(dtype=float), vocabulary
+    )
+    methods, thresholds = settings.methods(), settings.thresholds()
+    numerical = list(feats.DESCRIPTORS)
+    categorical: list[str] = []
+    if "probability" in ref.columns:
+        numerical += list(feats.PREDICTION_FEATURES)
+        categorical += list(feats.CATEGORICAL_FEATURES)
+        result.prediction = {
+            "current_positive_rate": float((cur["probability"] >= 0.5).mean()),
+            "reference_positive_rate": float((ref["probability"] >= 0.5).mean()),
+            "current_mean_confidence": float(cur["confidence"].mean()),
+            "reference_mean_confidence": float(ref["confidence"].mean()),
+        }
+    else:
+        result.warnings.append("reference has no predictions (no probability column, no model_uri)")
+    unknown = (set(methods) | set(thresholds)) - set(numerical + categorical + [feats.TEXT_FEATURE])
+    if unknown:
+        raise ComponentError(f"unknown feature(s) in feature_methods/feature_thresholds: {sorted(unknown)}")
+    columns: dict[str, tuple[str | None, float | None]] = {}
+    for name in numerical:
+        columns[name] = (methods.get(name, settings.num_method), thresholds.get(name, settings.threshold))
+    for name in categorical:
+        columns[name] = (methods.get(name, settings.cat_method), thresholds.get(name))
+    scores, main_snapshot = _evidently_scores(cur, ref, columns, numerical, categorical, [])
+    text_threshold = thresholds.get(feats.TEXT_FEATURE, settings.text_threshold or DEFAULT_TEXT_THRESHOLD)
+    n_text = settings.max_text_rows
+    text_scores, text_snapshot = _evidently_scores(
+        cur.sample(n=min(n_text, len(cur)), random_state=settings.seed),
+        ref.sample(n=min(n_text, len(ref)), random_state=settings.seed),
+        {feats.TEXT_FEATURE: (None, text_threshold)},
+        [],
+        [],
+        [feats.TEXT_FEATURE],
+    )
+    scores.update(text_scores)
+    for name, drift in scores.items():
+        if name in numerical:
+            drift.reference_mean = float(ref[name].mean())
+            drift.current_mean = float(cur[name].mean())
+    result.features = scores
+    result.drift_share = sum(d.drifted for d in scores.values()) / len(scores)
+    result.drift_detected = result.drift_share >= settings.drift_share
+    return {"report.html": main_snapshot, "text_report.html": text_snapshot}
+
+
+def _write_outputs(output_uri: str, result: DriftResult, snapshots: dict[str, Any]) -> None:
+    """HTML report(s) first, then ``summary.json`` (the file a reader waits for), each atomically."""
+    import tempfile
+
+    if not snapshots:
+        atomic_write_bytes(f"{output_uri}/report.html", _insufficient_html(result).encode("utf-8"))
+    for name, snapshot in snapshots.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            snapshot.save_html(str(path))
+            atomic_write_bytes(f"{output_uri}/{name}", path.read_bytes())
+    atomic_write_json(f"{output_uri}/summary.json", result.to_dict())

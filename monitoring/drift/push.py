@@ -1,0 +1,74 @@
+"""Push the drift result to a Prometheus Pushgateway (job ``sentiment_drift``, names in docs/contracts.md).
+
+The push replaces the whole group (``PUT``), so features that were not tested in this run disappear
+instead of lingering. A failed push never raises: it is returned for the caller to report.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+if TYPE_CHECKING:
+    from monitoring.drift.job import DriftResult
+
+JOB = "sentiment_drift"
+
+
+def build_registry(result: DriftResult, now: float | None = None) -> CollectorRegistry:
+    """The gauges of one run (contract names, plus row counts and per-feature verdicts)."""
+    registry = CollectorRegistry()
+    Gauge(
+        "sentiment_drift_detected", "1 if dataset drift was detected in the last run", registry=registry
+    ).set(1 if result.drift_detected else 0)
+    Gauge(
+        "sentiment_drift_last_success_timestamp_seconds",
+        "Unix time of the last completed drift run",
+        registry=registry,
+    ).set(now if now is not None else time.time())
+    Gauge("sentiment_drift_current_rows", "payload rows compared in the last run", registry=registry).set(
+        result.current_rows
+    )
+    Gauge(
+        "sentiment_drift_insufficient_data",
+        "1 if the last run had too few rows to test drift",
+        registry=registry,
+    ).set(1 if result.status == "insufficient_data" else 0)
+    if result.drift_share is not None:
+        Gauge("sentiment_drift_share", "share of features that drifted", registry=registry).set(
+            result.drift_share
+        )
+    if result.features:
+        score = Gauge(
+            "sentiment_drift_feature_score",
+            "drift score per feature (PSI/Wasserstein distance, K-S p-value, text ROC AUC)",
+            ["feature"],
+            registry=registry,
+        )
+        drifted = Gauge(
+            "sentiment_drift_feature_drifted",
+            "1 if the feature's drift test failed",
+            ["feature"],
+            registry=registry,
+        )
+        for name, drift in result.features.items():
+            score.labels(feature=name).set(drift.score)
+            drifted.labels(feature=name).set(1 if drift.drifted else 0)
+    return registry
+
+
+def push_metrics(url: str, result: DriftResult, timeout_s: float) -> tuple[bool, str | None]:
+    """Push; ``(True, None)`` on success, ``(False, reason)`` on any failure (never raises)."""
+    try:
+        push_to_gateway(
+            url,
+            job=JOB,
+            registry=build_registry(result),
+            grouping_key={"model_name": result.model_name},
+            timeout=timeout_s,
+        )
+    except Exception as exc:  # connection refused, timeout, HTTP 5xx: report, don't crash
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, None

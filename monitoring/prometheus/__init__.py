@@ -1,0 +1,1 @@
+"""Prometheus rules (plain rule file = single source) and scrape configuration CRs."""

@@ -1,0 +1,1 @@
+"""Online predictor: a KServe model server for the sentiment classifier."""

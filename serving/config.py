@@ -1,0 +1,50 @@
+"""Serving settings: one pydantic class, overridable by ``SENTIMENTOPS_*`` env vars and CLI flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from components.common.settings import ComponentSettings
+
+
+class ServingSettings(ComponentSettings):
+    """Everything the predictor reads at start-up (KServe's own flags are parsed separately)."""
+
+    model_dir: str = Field(
+        "/mnt/models",
+        description="local dir, fsspec URI (gs://...) or MLflow ref models:/<name>@<alias>",
+    )
+    model_version: str | None = Field(
+        None, description="version reported in responses (default: registry version, else digest[:12])"
+    )
+    host: str = Field("127.0.0.1", description="REST bind address (the image sets 0.0.0.0)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; fp16 on cuda")
+    torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = from the cgroup CPU limit")
+    quantize: Literal["none", "dynamic_int8"] = Field("none", description="CPU dynamic int8 (Linear layers)")
+
+    # Input contract
+    max_text_chars: int = Field(2000, ge=1, description="longer texts are rejected with 400 (not truncated)")
+    max_instances: int = Field(64, ge=1, description="max texts per request")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="max request body size (413 above)")
+
+    # Micro-batching
+    max_batch_size: int = Field(32, ge=1, description="max texts per model call")
+    max_batch_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill")
+    max_queue: int = Field(1024, ge=1, description="queued texts before requests get 503")
+    warmup_rounds: int = Field(3, ge=0, description="warm-up passes per batch size at load")
+
+    # Payload logging (drift monitoring)
+    payload_log_uri: str | None = Field(None, description="sink dir or gs:// URI; unset = off")
+    payload_log_sample_rate: float = Field(1.0, ge=0, le=1, description="fraction of texts logged")
+    payload_log_flush_s: float = Field(10.0, gt=0, description="flush interval in seconds")
+    payload_log_max_buffer: int = Field(50_000, ge=1, description="records held; beyond this, dropped")
+
+    # Shutdown
+    access_log: bool = Field(False, description="uvicorn access log line per request (costs CPU)")
+    drain_timeout_s: int = Field(30, ge=1, description="max seconds to finish in-flight requests")
+
+    # Fault injection for canary drills (off by default)
+    fault_latency_ms: float = Field(0.0, ge=0, description="latency added to every prediction request")
+    fault_error_rate: float = Field(0.0, ge=0, le=1, description="fraction of requests answered 500")

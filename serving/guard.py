@@ -1,0 +1,133 @@
+"""ASGI middleware in front of KServe's prediction routes: enforce the input contract at the door and
+count every answer.
+
+KServe answers some malformed requests with 500 (no JSON Content-Type, V2 body without ``id``). Here
+every prediction request is checked before KServe sees it: Content-Type (415), body size (413, also for
+chunked bodies), UTF-8 and JSON syntax and the protocol's shape (400), each with a ``{"error": ...}``
+body. Any exception that still escapes becomes a JSON 500 (or 503 when the queue is full), and
+``sentiment_requests_total`` / ``sentiment_request_latency_seconds`` see every outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from serving.batching import Overloaded
+from serving.metrics import LATENCY, REQUESTS
+from serving.protocol import InputError, Limits, v1_texts, v2_texts
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ENDPOINTS = {
+    "v1_predict": re.compile(r"^/v1/models/[^/]+:predict$"),
+    "v2_infer": re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$"),
+}
+
+
+def endpoint_of(scope: Scope) -> str | None:
+    """The metric label of a prediction route, or None for everything else."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    return next((name for name, pattern in ENDPOINTS.items() if pattern.match(scope["path"])), None)
+
+
+async def send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = orjson.dumps(payload)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    """Validates prediction requests, turns escaping errors into JSON, and records request metrics."""
+
+    def __init__(self, app: ASGIApp, limits: Limits, max_body_bytes: int) -> None:
+        self.app = app
+        self.limits = limits
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = endpoint_of(scope)
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = {"status": 500, "sent": False}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"], state["sent"] = message["status"], True
+            await send(message)
+
+        try:
+            body = await self._read_body(scope, receive)
+            self._validate(endpoint, body)
+
+            pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+            async def replay() -> Message:  # the body once, then the real channel (disconnects)
+                return pending.pop() if pending else await receive()
+
+            await self.app(scope, replay, send_wrapper)
+        except Exception as exc:
+            if isinstance(exc, InputError):
+                status, message = exc.status, exc.message
+            elif isinstance(exc, Overloaded):
+                status, message = 503, str(exc)
+            else:
+                log.exception("unhandled error on %s", scope["path"])
+                status, message = 500, f"internal error: {type(exc).__name__}"
+            if not state["sent"]:
+                await send_json(send_wrapper, status, {"error": message})
+        finally:
+            REQUESTS.labels(endpoint, str(state["status"])).inc()
+            LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        headers = dict(scope["headers"])
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media_type != b"application/json":
+            raise InputError("Content-Type must be application/json", status=415)
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            raise InputError(f"request body larger than {self.max_body_bytes} bytes", status=413)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise InputError("client disconnected before the body was complete")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise InputError(f"request body larger than {self.max_body_bytes} bytes", status=413)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _validate(self, endpoint: str, body: bytes) -> None:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError("request body is not valid UTF-8") from exc
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"request body is not valid JSON: {exc}") from exc
+        if endpoint == "v1_predict":
+            v1_texts(data, self.limits)
+        else:
+            v2_texts(data, self.limits)

@@ -1,0 +1,160 @@
+"""The KServe model: verified load + warm-up, V1/V2 request handling, fault injection, metrics and
+payload logging. Heavy lifting lives in engine.py (inference) and batching.py (micro-batching)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import kserve
+from kserve.errors import InferenceError
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from components.common.models import LABELS
+from serving import source
+from serving.batching import MicroBatcher
+from serving.config import ServingSettings
+from serving.engine import build_engine, configure_torch, warm_up
+from serving.metrics import MODEL_INFO, observe_predictions
+from serving.payload_log import PayloadLogger
+from serving.protocol import InputError, Limits, v1_texts, v2_texts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ParsedRequest:
+    """A validated request: which protocol answered, its id and its texts."""
+
+    v2: bool
+    request_id: str
+    texts: list[str]
+
+
+def _v2_body(request: InferRequest) -> dict[str, Any]:
+    """An InferRequest (REST or gRPC) as the JSON shape ``v2_texts`` validates."""
+    inputs = []
+    for tensor in request.inputs:
+        data = tensor.data if tensor.data is not None else []
+        try:
+            data = [d.decode("utf-8") if isinstance(d, bytes) else d for d in data]
+        except UnicodeDecodeError as exc:
+            raise InputError("BYTES data must be UTF-8 text") from exc
+        inputs.append({"datatype": tensor.datatype, "shape": list(tensor.shape), "data": data})
+    return {"id": request.id, "inputs": inputs}
+
+
+class SentimentModel(kserve.Model):
+    """Serves one sentiment model (either flavour) under ``name``."""
+
+    def __init__(self, name: str, settings: ServingSettings) -> None:
+        super().__init__(name)
+        self.settings = settings
+        self.limits = Limits(max_chars=settings.max_text_chars, max_instances=settings.max_instances)
+        self.version = "unloaded"
+        self.batcher: MicroBatcher | None = None
+        self.payload_log: PayloadLogger | None = None
+
+    def load(self) -> bool:
+        """Fetch, verify, load and warm up the model; only then is it ready."""
+        s = self.settings
+        loaded = source.load(s.model_dir, device=None if s.device == "auto" else s.device)
+        self.version = s.model_version or loaded.version
+        engine = build_engine(loaded.model, s.quantize)
+        if engine.flavor != "tfidf":
+            threads = configure_torch(s.torch_threads)
+            log.info("torch: %d threads, precision %s", threads, getattr(engine, "precision", "fp32"))
+        warm_up(engine, s.max_batch_size, s.warmup_rounds)
+        self.batcher = MicroBatcher(engine.infer, s.max_batch_size, s.max_batch_wait_ms / 1000, s.max_queue)
+        # engine.flavor must not shadow kserve's ``self.engine`` flag (True means "start an engine")
+        self.flavor = engine.flavor
+        self._engine = engine
+        MODEL_INFO.labels(self.name, self.version, engine.flavor, loaded.digest).set(1)
+        if s.payload_log_uri:
+            self.payload_log = PayloadLogger(
+                s.payload_log_uri,
+                self.name,
+                s.payload_log_sample_rate,
+                s.payload_log_flush_s,
+                s.payload_log_max_buffer,
+            )
+            self.payload_log.start()
+        log.info("loaded %s (%s, version %s) from %s", self.name, engine.flavor, self.version, loaded.path)
+        self.ready = True
+        return self.ready
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> ParsedRequest:
+        """Validate the request against the input contract (400 on any violation)."""
+        if isinstance(payload, InferRequest):
+            request_id, texts = v2_texts(_v2_body(payload), self.limits)
+            return ParsedRequest(True, request_id, texts)
+        request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
+        return ParsedRequest(False, request_id, v1_texts(payload, self.limits))
+
+    async def predict(self, payload: ParsedRequest, headers: dict[str, str] | None = None) -> Any:
+        """Inject configured faults, then run the texts through the micro-batcher."""
+        s = self.settings
+        if s.fault_latency_ms:
+            await asyncio.sleep(s.fault_latency_ms / 1000)
+        if s.fault_error_rate and random.random() < s.fault_error_rate:
+            raise InferenceError("injected fault (fault_error_rate)")
+        assert self.batcher is not None, "model not loaded"
+        probs = await self.batcher.submit(self._engine.prepare(payload.texts))
+        return payload, probs
+
+    async def postprocess(self, result: Any, headers: dict[str, str] | None = None, *_: Any) -> Any:
+        """Record metrics and the payload log, then shape the response for the caller's protocol."""
+        request, probs = result
+        observe_predictions(request.texts, probs)
+        if self.payload_log is not None:
+            self.payload_log.log(request.request_id, self.version, request.texts, probs.tolist())
+        labels = (probs >= 0.5).astype(int).tolist()
+        probabilities = [round(float(p), 6) for p in probs.tolist()]
+        if request.v2:
+            n = len(labels)
+            outputs = [
+                InferOutput("label", [n], "INT64", labels),
+                InferOutput("label_name", [n], "BYTES", [LABELS[i] for i in labels]),
+                InferOutput("probability", [n], "FP64", probabilities),
+            ]
+            return InferResponse(request.request_id, self.name, outputs, model_version=self.version)
+        return {
+            "predictions": [
+                {
+                    "label": label,
+                    "label_name": LABELS[label],
+                    "probability": prob,
+                    "model_name": self.name,
+                    "model_version": self.version,
+                }
+                for label, prob in zip(labels, probabilities, strict=True)
+            ]
+        }
+
+    def get_input_types(self) -> list[dict]:
+        return [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+
+    def get_output_types(self) -> list[dict]:
+        return [
+            {"name": "label", "datatype": "INT64", "shape": [-1]},
+            {"name": "label_name", "datatype": "BYTES", "shape": [-1]},
+            {"name": "probability", "datatype": "FP64", "shape": [-1]},
+        ]
+
+    def close(self) -> None:
+        """Release the batch worker and flush the payload log (idempotent; after the server drained)."""
+        self.ready = False
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
+        if self.payload_log is not None:
+            self.payload_log.close()
+            self.payload_log = None
+
+    def stop(self) -> None:
+        """KServe calls this on unload/shutdown."""
+        self.close()

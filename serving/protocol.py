@@ -1,0 +1,88 @@
+"""The input contract of both protocols, as plain functions over decoded JSON (no framework types).
+
+V1: ``{"instances": [<str> | {"text": <str>}, ...]}``.
+V2 (Open Inference Protocol): ``{"id": <str>, "inputs": [{"name": "text", "datatype": "BYTES",
+"shape": [n], "data": [<str>, ...]}]}``. The ``id`` is required here (it keys the payload log).
+Every text must be a non-empty string of at most ``max_chars`` characters: longer texts are rejected,
+never silently truncated (the transformer still truncates to its ``max_length`` tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class InputError(ValueError):
+    """A request that breaks the input contract; answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on one request."""
+
+    max_chars: int
+    max_instances: int
+
+
+def _check_texts(texts: list[Any], limits: Limits, where: str) -> list[str]:
+    if not texts:
+        raise InputError(f"{where} must hold at least one text")
+    if len(texts) > limits.max_instances:
+        raise InputError(f"{where} holds {len(texts)} texts; at most {limits.max_instances} per request")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"{where}[{i}] must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InputError(f"{where}[{i}] is empty")
+        if len(text) > limits.max_chars:
+            raise InputError(f"{where}[{i}] has {len(text)} characters; at most {limits.max_chars}")
+    return texts
+
+
+def v1_texts(body: Any, limits: Limits) -> list[str]:
+    """The texts of a V1 ``:predict`` body, or InputError."""
+    if not isinstance(body, dict) or "instances" not in body:
+        raise InputError('body must be a JSON object with an "instances" list')
+    instances = body["instances"]
+    if not isinstance(instances, list):
+        raise InputError('"instances" must be a list')
+    texts = [item["text"] if isinstance(item, dict) and "text" in item else item for item in instances]
+    for i, item in enumerate(instances):
+        if isinstance(item, dict) and set(item) != {"text"}:
+            raise InputError(f'instances[{i}] must be a string or {{"text": <string>}}')
+    return _check_texts(texts, limits, "instances")
+
+
+def v2_texts(body: Any, limits: Limits) -> tuple[str, list[str]]:
+    """The request id and texts of a V2 ``/infer`` body, or InputError."""
+    if not isinstance(body, dict):
+        raise InputError("body must be a JSON object")
+    request_id = body.get("id")
+    if not isinstance(request_id, str) or not request_id:
+        raise InputError('"id" (a non-empty string) is required')
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise InputError('"inputs" must be a list with exactly one tensor')
+    tensor = inputs[0]
+    if tensor.get("datatype") != "BYTES":
+        raise InputError('the input tensor must have "datatype": "BYTES"')
+    data = tensor.get("data")
+    if not isinstance(data, list):
+        raise InputError('the input tensor needs a "data" list')
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int for d in shape) or len(shape) > 2:
+        raise InputError('the input tensor needs an integer "shape" like [n] or [n, 1]')
+    if data and all(isinstance(row, list) for row in data):  # nested rows, e.g. shape [n, 1]
+        data = [item for row in data for item in row]
+    expected = 1
+    for dim in shape:
+        expected *= dim
+    if expected != len(data):
+        raise InputError(f"shape {shape} does not match {len(data)} data elements")
+    return request_id, _check_texts(data, limits, "data")

@@ -1,0 +1,3 @@
+from serving.rollout.cli import main
+
+main()

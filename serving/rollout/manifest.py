@@ -1,0 +1,247 @@
+"""Pure edits of an overlay's InferenceService patch (``k8s/overlays/<env>/inferenceservice.yaml``).
+
+Every function takes the file's text and returns new text, editing the YAML in place with ruamel's
+round-trip mode so that comments, key order and quoting survive and the Git diff shows only the lines
+that changed. The rollout state lives in the file itself:
+
+- steady: ``spec.predictor.model.storageUri`` is the served model, annotation
+  ``sentimentops.io/model-version`` its registry version;
+- canary: the same two fields name the *canary* (KServe rolls the latest spec out as the canary), plus
+  ``spec.predictor.canaryTrafficPercent`` and the annotations ``sentimentops.io/stable-model-version``
+  and ``sentimentops.io/stable-storage-uri`` that remember what to roll back to.
+
+``propose`` then ``rollback`` gives back the original bytes; ``propose`` then ``promote`` differs from
+the original only in the storageUri and model-version lines.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+from components.common.settings import ComponentError
+
+MODEL_VERSION = "sentimentops.io/model-version"
+STABLE_VERSION = "sentimentops.io/stable-model-version"
+STABLE_URI = "sentimentops.io/stable-storage-uri"
+CANARY_PERCENT = "canaryTrafficPercent"
+
+
+class ManifestError(ComponentError):
+    """The overlay file is not in a shape the rollout can edit, or the edit is not allowed now."""
+
+
+@dataclass(frozen=True)
+class ManifestState:
+    """What an overlay file says is served."""
+
+    model_version: str | None
+    storage_uri: str
+    canary_percent: int | None = None
+    stable_model_version: str | None = None
+    stable_storage_uri: str | None = None
+
+    @property
+    def in_canary(self) -> bool:
+        """True while a canary is rolled out (promote or rollback pending)."""
+        return self.canary_percent is not None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """The result of an edit: the new text and whether it differs from the input."""
+
+    text: str
+    changed: bool
+    before: ManifestState
+    after: ManifestState
+    message: str
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold long URIs
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _load(text: str) -> CommentedMap:
+    try:
+        doc = _yaml().load(text)
+    except Exception as exc:  # ruamel raises several unrelated error types
+        raise ManifestError(f"overlay file is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(doc, CommentedMap) or doc.get("kind") != "InferenceService":
+        raise ManifestError("overlay file is not an InferenceService patch")
+    return doc
+
+
+def _dump(doc: CommentedMap) -> str:
+    out = io.StringIO()
+    _yaml().dump(doc, out)
+    return out.getvalue()
+
+
+def _path(doc: CommentedMap, *keys: str) -> CommentedMap:
+    node: Any = doc
+    for key in keys:
+        node = node.get(key) if isinstance(node, CommentedMap) else None
+        if not isinstance(node, CommentedMap):
+            raise ManifestError(f"overlay file has no mapping at {'.'.join(keys)}")
+    return node
+
+
+def _state(doc: CommentedMap) -> ManifestState:
+    predictor = _path(doc, "spec", "predictor")
+    model = _path(doc, "spec", "predictor", "model")
+    uri = model.get("storageUri")
+    if not isinstance(uri, str) or not uri:
+        raise ManifestError("overlay file has no spec.predictor.model.storageUri")
+    annotations = doc.get("metadata", {}).get("annotations") or {}
+    percent = predictor.get(CANARY_PERCENT)
+    if percent is not None and not isinstance(percent, int):
+        raise ManifestError(f"{CANARY_PERCENT} must be an integer, got {percent!r}")
+
+    def text(key: str) -> str | None:
+        value = annotations.get(key)
+        return None if value is None else str(value)
+
+    return ManifestState(
+        model_version=text(MODEL_VERSION),
+        storage_uri=uri,
+        canary_percent=percent,
+        stable_model_version=text(STABLE_VERSION),
+        stable_storage_uri=text(STABLE_URI),
+    )
+
+
+def read_state(text: str) -> ManifestState:
+    """Parse an overlay file's rollout state."""
+    return _state(_load(text))
+
+
+def _annotations(doc: CommentedMap) -> CommentedMap:
+    metadata = _path(doc, "metadata")
+    annotations = metadata.get("annotations")
+    if annotations is None:
+        annotations = CommentedMap()
+        metadata["annotations"] = annotations
+    if not isinstance(annotations, CommentedMap):
+        raise ManifestError("metadata.annotations must be a mapping")
+    return annotations
+
+
+def _insert_after(mapping: CommentedMap, after: str, key: str, value: Any) -> None:
+    """Set ``key`` right after ``after`` (or at the end), keeping an existing key where it is."""
+    if key in mapping:
+        mapping[key] = value
+        return
+    keys = list(mapping.keys())
+    position = keys.index(after) + 1 if after in keys else len(keys)
+    mapping.insert(position, key, value)
+
+
+def _insert_before(mapping: CommentedMap, before: str, key: str, value: Any) -> None:
+    if key in mapping:
+        mapping[key] = value
+        return
+    keys = list(mapping.keys())
+    mapping.insert(keys.index(before) if before in keys else len(keys), key, value)
+
+
+def _quoted(value: str) -> DoubleQuotedScalarString:
+    return DoubleQuotedScalarString(value)
+
+
+def _result(text: str, doc: CommentedMap, before: ManifestState, message: str) -> Edit:
+    new_text = _dump(doc)
+    return Edit(new_text, new_text != text, before, read_state(new_text), message)
+
+
+def _unchanged(text: str, state: ManifestState, message: str) -> Edit:
+    return Edit(text, False, state, state, message)
+
+
+def with_canary(text: str, version: str, storage_uri: str, percent: int) -> Edit:
+    """Roll ``version`` (at ``storage_uri``) out as a canary taking ``percent`` % of the traffic.
+
+    A no-op when that canary is already there (same version, URI and percent) or when the version is
+    already the served model. Changing only the percent of the running canary is allowed (a ramp);
+    proposing a different version while a canary runs is refused: promote or roll back first.
+    """
+    if not 0 < percent < 100:
+        raise ManifestError(f"canary traffic percent must be between 1 and 99, got {percent}")
+    doc = _load(text)
+    state = _state(doc)
+    if state.in_canary:
+        if state.model_version != version or state.storage_uri != storage_uri:
+            raise ManifestError(
+                f"a canary of version {state.model_version} is already rolled out; "
+                f"promote or roll it back before proposing version {version}"
+            )
+        if state.canary_percent == percent:
+            return _unchanged(text, state, f"canary of version {version} at {percent}% already proposed")
+        _path(doc, "spec", "predictor")[CANARY_PERCENT] = percent
+        return _result(text, doc, state, f"canary of version {version} now takes {percent}% of traffic")
+    if state.model_version == version or state.storage_uri == storage_uri:
+        return _unchanged(text, state, f"version {version} is already the served model: nothing to propose")
+    if state.model_version is None:
+        raise ManifestError(f"overlay file has no {MODEL_VERSION} annotation: cannot record the stable model")
+
+    annotations = _annotations(doc)
+    annotations[MODEL_VERSION] = _quoted(version)
+    _insert_after(annotations, MODEL_VERSION, STABLE_VERSION, _quoted(state.model_version))
+    _insert_after(annotations, STABLE_VERSION, STABLE_URI, state.storage_uri)
+    predictor = _path(doc, "spec", "predictor")
+    _insert_before(predictor, "model", CANARY_PERCENT, percent)
+    _path(doc, "spec", "predictor", "model")["storageUri"] = storage_uri
+    return _result(
+        text,
+        doc,
+        state,
+        f"canary of version {version} proposed at {percent}% (stable: version {state.model_version})",
+    )
+
+
+def _drop_canary(doc: CommentedMap) -> None:
+    _path(doc, "spec", "predictor").pop(CANARY_PERCENT, None)
+    annotations = _annotations(doc)
+    annotations.pop(STABLE_VERSION, None)
+    annotations.pop(STABLE_URI, None)
+
+
+def promoted(text: str) -> Edit:
+    """The canary takes all traffic: it stays in storageUri, the canary fields go. No-op when steady."""
+    doc = _load(text)
+    state = _state(doc)
+    if not state.in_canary:
+        return _unchanged(text, state, f"no canary rolled out: version {state.model_version} already serves")
+    _drop_canary(doc)
+    return _result(text, doc, state, f"version {state.model_version} promoted to 100% of traffic")
+
+
+def rolled_back(text: str) -> Edit:
+    """The stable model takes all traffic again: the file is as it was before ``with_canary``."""
+    doc = _load(text)
+    state = _state(doc)
+    if not state.in_canary:
+        return _unchanged(text, state, f"no canary rolled out: version {state.model_version} already serves")
+    if not state.stable_storage_uri or not state.stable_model_version:
+        raise ManifestError(
+            f"canary without {STABLE_VERSION}/{STABLE_URI} annotations: cannot tell what to roll back to"
+        )
+    _drop_canary(doc)
+    annotations = _annotations(doc)
+    annotations[MODEL_VERSION] = _quoted(state.stable_model_version)
+    _path(doc, "spec", "predictor", "model")["storageUri"] = state.stable_storage_uri
+    return _result(
+        text,
+        doc,
+        state,
+        f"canary of version {state.model_version} rolled back to version {state.stable_model_version}",
+    )

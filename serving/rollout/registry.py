@@ -1,0 +1,146 @@
+"""The MLflow registry side of a rollout: resolve the challenger, move ``champion``, record a rollback.
+
+Uses the shared helpers in ``components.common.registry``; MLflow's HTTP calls are bounded by
+``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (set in components.common.tracking).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from components.common import registry
+from components.common.settings import ComponentError, TrackingSettings
+
+ROLLBACK_REASON_TAG = "rollback_reason"
+
+
+class RegistryError(ComponentError):
+    """The registry could not be read or changed, or it lacks what the rollout needs."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered model version and where its model directory is."""
+
+    name: str
+    version: str
+    storage_uri: str
+    digest: str | None
+
+
+def _client(settings: TrackingSettings) -> Any:
+    try:
+        return registry.client(settings)
+    except Exception as exc:  # MlflowException, connection errors, bad URI
+        raise RegistryError(
+            f"cannot reach the MLflow registry at {settings.tracking_uri}: {_line(exc)}"
+        ) from exc
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _ref(name: str, version: Any) -> ModelRef:
+    return ModelRef(
+        name=name,
+        version=str(version.version),
+        storage_uri=str(version.source),
+        digest=(version.tags or {}).get(registry.DIGEST_TAG),
+    )
+
+
+def resolve_alias(settings: TrackingSettings, alias: str, schemes: tuple[str, ...]) -> ModelRef:
+    """The version holding ``alias`` and its artifact URI (the version's ``source``).
+
+    The URI must use one of ``schemes`` (what KServe's storage initializer can fetch: an
+    ``mlflow-artifacts:`` or ``runs:/`` URI would not load in the cluster).
+    """
+    name = settings.registered_model
+    client = _client(settings)
+    try:
+        version = registry.version_by_alias(client, name, alias)
+    except Exception as exc:
+        raise RegistryError(f"cannot read alias {alias!r} of model {name!r}: {_line(exc)}") from exc
+    if version is None:
+        raise RegistryError(f"registered model {name!r} has no version with alias {alias!r}")
+    ref = _ref(name, version)
+    scheme = urlparse(ref.storage_uri).scheme
+    if scheme not in schemes:
+        raise RegistryError(
+            f"version {ref.version} of {name!r} has source {ref.storage_uri!r}: scheme {scheme or 'none'!r} "
+            f"is not one KServe can load (allowed: {', '.join(schemes)})"
+        )
+    return ref
+
+
+def get_version(settings: TrackingSettings, version: str) -> ModelRef:
+    """One version of the registered model (an error when it does not exist)."""
+    name = settings.registered_model
+    client = _client(settings)
+    try:
+        return _ref(name, client.get_model_version(name, version))
+    except Exception as exc:
+        raise RegistryError(f"cannot read version {version} of model {name!r}: {_line(exc)}") from exc
+
+
+def alias_version(settings: TrackingSettings, alias: str) -> str | None:
+    """The version number holding ``alias``, or None."""
+    client = _client(settings)
+    try:
+        version = registry.version_by_alias(client, settings.registered_model, alias)
+    except Exception as exc:
+        raise RegistryError(f"cannot read alias {alias!r}: {_line(exc)}") from exc
+    return None if version is None else str(version.version)
+
+
+def set_alias(settings: TrackingSettings, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``."""
+    client = _client(settings)
+    try:
+        client.set_registered_model_alias(settings.registered_model, alias, version)
+    except Exception as exc:
+        raise RegistryError(f"cannot move alias {alias!r} to version {version}: {_line(exc)}") from exc
+
+
+def get_tag(settings: TrackingSettings, version: str, key: str) -> str | None:
+    """A model-version tag, or None."""
+    return _client_version_tags(settings, version).get(key)
+
+
+def _client_version_tags(settings: TrackingSettings, version: str) -> dict[str, str]:
+    client = _client(settings)
+    try:
+        return dict(client.get_model_version(settings.registered_model, version).tags or {})
+    except Exception as exc:
+        raise RegistryError(f"cannot read version {version}: {_line(exc)}") from exc
+
+
+def set_tag(settings: TrackingSettings, version: str, key: str, value: str) -> None:
+    """Set a model-version tag."""
+    client = _client(settings)
+    try:
+        client.set_model_version_tag(settings.registered_model, version, key, value)
+    except Exception as exc:
+        raise RegistryError(f"cannot tag version {version} with {key}: {_line(exc)}") from exc
+
+
+def delete_tag(settings: TrackingSettings, version: str, key: str) -> None:
+    """Remove a model-version tag (used to undo a rollback whose manifest could not be written)."""
+    client = _client(settings)
+    try:
+        client.delete_model_version_tag(settings.registered_model, version, key)
+    except Exception as exc:
+        raise RegistryError(f"cannot remove tag {key} from version {version}: {_line(exc)}") from exc
+
+
+def delete_alias(settings: TrackingSettings, alias: str) -> None:
+    """Remove ``alias`` (used to undo a promote when there was no champion before)."""
+    client = _client(settings)
+    try:
+        client.delete_registered_model_alias(settings.registered_model, alias)
+    except Exception as exc:
+        raise RegistryError(f"cannot remove alias {alias!r}: {_line(exc)}") from exc

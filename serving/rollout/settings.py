@@ -1,0 +1,81 @@
+"""Typed settings of each rollout subcommand (CLI flag > ``SENTIMENTOPS_*`` env var > default)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from components.common.settings import ComponentSettings, TrackingSettings
+
+DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d))+$")
+
+
+class ManifestSettings(TrackingSettings):
+    """Where the overlay is, and the registry it follows (propose / promote / rollback)."""
+
+    overlay: str = Field("k8s/overlays/prod", description="overlay dir holding inferenceservice.yaml")
+
+
+class ProposeSettings(ManifestSettings):
+    """propose: the challenger becomes the canary."""
+
+    canary_traffic_percent: int = Field(10, ge=1, le=99, description="share of traffic the canary gets")
+    storage_schemes: str = Field(
+        "gs,s3,pvc,https,hdfs,webhdfs", description="URI schemes KServe's storage initializer may fetch"
+    )
+
+    def scheme_list(self) -> tuple[str, ...]:
+        """``storage_schemes`` as a tuple."""
+        return tuple(s.strip() for s in self.storage_schemes.split(",") if s.strip())
+
+
+class RollbackSettings(ManifestSettings):
+    """rollback: why (recorded as the ``rollback_reason`` tag of the canary's model version)."""
+
+    reason: str = Field("manual rollback", min_length=1, description="recorded on the model version")
+
+
+class AnalysisSettings(ComponentSettings):
+    """analyse: where Prometheus is, which series are canary/stable, and the thresholds."""
+
+    prometheus_url: str = Field(
+        "http://prometheus-operated.monitoring.svc:9090", description="Prometheus base URL"
+    )
+    prometheus_timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of each query")
+    canary_selector: str = Field(
+        ...,
+        min_length=1,
+        description='required: PromQL label matchers of the canary, e.g. revision="sentiment-predictor-00002"',
+    )
+    stable_selector: str = Field(
+        ..., min_length=1, description="required: PromQL label matchers of the stable model"
+    )
+    analysis_window: str = Field("10m", description="PromQL duration the analysis looks back over")
+    min_requests: int = Field(100, ge=1, description="fewer canary (or stable) requests than this: hold")
+    max_error_rate: float = Field(0.02, ge=0, le=1, description="canary 5xx rate limit")
+    max_error_rate_increase: float = Field(0.01, ge=0, le=1, description="canary minus stable 5xx rate limit")
+    max_p95_latency_s: float = Field(0.5, gt=0, description="canary p95 latency limit (seconds)")
+    max_p99_latency_s: float = Field(1.0, gt=0, description="canary p99 latency limit (seconds)")
+    max_latency_ratio: float = Field(
+        1.5, ge=1, description="canary p95/p99 may be this many times stable's (plus the tolerance)"
+    )
+    latency_tolerance_s: float = Field(0.05, ge=0, description="absolute slack on the latency ratio check")
+    max_positive_rate_shift: float = Field(0.15, ge=0, le=1, description="|canary - stable| positive rate")
+    max_confidence_shift: float = Field(0.1, ge=0, le=1, description="|canary - stable| mean confidence")
+    decision_file: str | None = Field(None, description="also write the decision and evidence here (JSON)")
+
+    @field_validator("analysis_window")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not DURATION.match(value):
+            raise ValueError(f"not a PromQL duration: {value!r}")
+        return value
+
+    @field_validator("canary_selector", "stable_selector")
+    @classmethod
+    def _matchers(cls, value: str) -> str:
+        value = value.strip().removeprefix("{").removesuffix("}").strip()
+        if not value or "=" not in value:
+            raise ValueError('expected PromQL label matchers like revision="sentiment-predictor-00002"')
+        return value

@@ -1,0 +1,56 @@
+"""The KServe ModelServer, bound to a configurable address, with our request guard and a readiness
+probe that reflects the model (KServe's ``/v2/health/ready`` is always true once the server runs)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from kserve import ModelServer
+from kserve.model_server import app as kserve_app
+
+from serving.config import ServingSettings
+from serving.guard import RequestGuard
+from serving.model import SentimentModel
+from serving.protocol import Limits
+
+log = logging.getLogger(__name__)
+
+
+def install(app: FastAPI, model: SentimentModel, settings: ServingSettings) -> None:
+    """Add the guard middleware and the readiness route to KServe's app (before it starts)."""
+    limits = Limits(max_chars=settings.max_text_chars, max_instances=settings.max_instances)
+    app.add_middleware(RequestGuard, limits=limits, max_body_bytes=settings.max_body_bytes)
+
+    # Registered before KServe's own routes, so these win.
+    @app.get("/v2/health/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        if model.ready:
+            return JSONResponse({"ready": True})
+        return JSONResponse({"ready": False, "error": "model not ready"}, status_code=503)
+
+
+class SentimentServer(ModelServer):
+    """KServe's ModelServer (one worker), listening on ``settings.host`` instead of always 0.0.0.0."""
+
+    def __init__(self, settings: ServingSettings, **kwargs: object) -> None:
+        super().__init__(grace_period=settings.drain_timeout_s, **kwargs)  # type: ignore[arg-type]
+        if self.workers != 1:
+            raise ValueError("the predictor runs one worker per pod (micro-batching, metrics); scale pods")
+        self.host = settings.host
+
+    def setup_event_loop(self) -> None:
+        """Called by ``start`` after it built the REST server and before it serves: set the bind address."""
+        if self._rest_server is not None:
+            self._rest_server.config.host = self.host
+        super().setup_event_loop()
+
+    def serve(self, model: SentimentModel, settings: ServingSettings) -> None:
+        """Serve until SIGTERM/SIGINT; uvicorn drains in-flight requests, then the model is closed."""
+        install(kserve_app, model, settings)
+        try:
+            self.start([model])
+        finally:
+            model.close()
+            log.info("predictor stopped")
