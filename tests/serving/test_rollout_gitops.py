@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO_ROOT, free_port
 
 OVERLAY = Path("k8s/overlays/prod")
-NEW_URI = "gs://sentimentops-prod-mlflow/artifacts/1/fedcba9876543210fedcba9876543210/artifacts/model"
+NEW_URI = "gs://sentimentops-prod-artifacts/mlflow/1/fedcba9876543210fedcba9876543210/artifacts/model"
 MODEL = "sentiment"
 
 
