@@ -85,6 +85,7 @@ def test_corrupted_csv_stops_the_pipeline_at_validate(tmp_path: Path, tiny_check
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     bad = tmp_path / "bad.csv"
     frame = pd.read_csv(RT_CSV, keep_default_na=False)
+    frame["label"] = frame["label"].astype(object)
     frame.loc[frame.index[::5], "label"] = "positive"
     frame.to_csv(bad, index=False)
     proc = run_pipeline(tracking_uri, tmp_path / "run", bad, tiny_checkpoint_dir)
