@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -21,8 +23,31 @@ class ServingSettings(ComponentSettings):
     )
     host: str = Field("127.0.0.1", description="REST bind address (the image sets 0.0.0.0)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; fp16 on cuda")
-    torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = from the cgroup CPU limit")
-    quantize: Literal["none", "dynamic_int8"] = Field("none", description="CPU dynamic int8 (Linear layers)")
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="transformer runtime: onnx (ONNX Runtime, exported at load) on CPU, torch; auto = "
+        "torch on CUDA, else onnx",
+    )
+    quantize: Literal["none", "dynamic_int8"] = Field(
+        "none", description="CPU dynamic int8 weights (torch: Linear layers; onnx: MatMuls, per channel)"
+    )
+    inference_threads: int = Field(0, ge=0, description="intra-op threads; 0 = from the cgroup CPU limit")
+    call_cost_tokens: int = Field(
+        48,
+        ge=0,
+        description="fixed cost of one model call in tokens: sub-batches split when padding costs more",
+    )
+    onnx_cache_dir: str = Field(
+        str(Path(tempfile.gettempdir()) / "sentimentops-onnx"),
+        description="where exported ONNX models are kept (an emptyDir in the pod)",
+    )
+    onnx_allow_spinning: bool = Field(False, description="ORT worker threads spin between batches")
+    onnx_max_prob_diff: float = Field(
+        1e-4, gt=0, description="fp32 ONNX vs torch: max mean probability difference on the probe texts"
+    )
+    int8_max_prob_diff: float = Field(
+        0.05, gt=0, description="int8 ONNX vs fp32 torch: max mean probability difference on the probe texts"
+    )
 
     # Input contract
     max_text_chars: int = Field(2000, ge=1, description="longer texts are rejected with 400 (not truncated)")

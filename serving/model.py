@@ -18,7 +18,7 @@ from components.common.models import LABELS
 from serving import source
 from serving.batching import MicroBatcher
 from serving.config import ServingSettings
-from serving.engine import build_engine, configure_torch, warm_up
+from serving.engine import build_engine, warm_up
 from serving.metrics import MODEL_INFO, observe_predictions
 from serving.payload_log import PayloadLogger
 from serving.protocol import InputError, Limits, v1_texts, v2_texts
@@ -64,10 +64,7 @@ class SentimentModel(kserve.Model):
         s = self.settings
         loaded = source.load(s.model_dir, device=None if s.device == "auto" else s.device)
         self.version = s.model_version or loaded.version
-        engine = build_engine(loaded.model, s.quantize)
-        if engine.flavor != "tfidf":
-            threads = configure_torch(s.torch_threads)
-            log.info("torch: %d threads, precision %s", threads, getattr(engine, "precision", "fp32"))
+        engine = build_engine(loaded.model, s)
         warm_up(engine, s.max_batch_size, s.warmup_rounds)
         self.batcher = MicroBatcher(engine.infer, s.max_batch_size, s.max_batch_wait_ms / 1000, s.max_queue)
         # engine.flavor must not shadow kserve's ``self.engine`` flag (True means "start an engine")
