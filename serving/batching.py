@@ -4,7 +4,9 @@ Requests append their prepared features to a bounded queue and await a future. O
 up to ``max_batch`` texts, waiting at most ``max_wait_s`` after the oldest arrived for the batch to fill
 (only under concurrency: a lone request at an idle server runs at once),
 and runs the model in a single dedicated thread, so the model is never entered concurrently and the
-event loop keeps accepting (and tokenising) requests meanwhile.
+event loop keeps accepting (and tokenising) requests meanwhile. An engine that holds the GIL while it
+computes (scikit-learn) runs ``inline`` on the event loop instead: a second thread would only add a
+hand-off and GIL switches per batch without letting the loop run meanwhile.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ class MicroBatcher:
         max_batch: int,
         max_wait_s: float,
         max_queue: int,
+        inline: bool = False,
     ) -> None:
         self._infer = infer
+        self.inline = inline
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
@@ -113,7 +117,10 @@ class MicroBatcher:
             self._last_batch = len(batch)
             features = [f for job in batch for f in job.features]
             try:
-                probs = await loop.run_in_executor(self._executor, self._infer_chunked, features)
+                if self.inline:
+                    probs = self._infer_chunked(features)
+                else:
+                    probs = await loop.run_in_executor(self._executor, self._infer_chunked, features)
             except Exception as exc:  # the model failed: every request of this batch fails, not the worker
                 for job in batch:
                     if not job.future.done():

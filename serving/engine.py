@@ -52,6 +52,7 @@ class Engine(Protocol):
 
     flavor: str
     precision: str
+    releases_gil: bool  # False: the batcher runs it on the event loop, not in a thread
 
     def prepare(self, texts: Sequence[str]) -> list[Any]:
         """Per-text features, computed outside the batch worker."""
@@ -67,6 +68,7 @@ class TfidfEngine:
 
     flavor = TFIDF_FLAVOR
     precision = "fp64"
+    releases_gil = False
 
     def __init__(self, model: SentimentModel) -> None:
         self.model = model
@@ -75,7 +77,11 @@ class TfidfEngine:
         return list(texts)
 
     def infer(self, features: Sequence[Any]) -> np.ndarray:
-        return self.model.predict_proba(list(features))
+        import sklearn
+
+        # The inputs are our own validated strings: skip scikit-learn's per-call parameter checks.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return self.model.predict_proba(list(features))
 
 
 def split_batch(lengths: Sequence[int], call_cost_tokens: int) -> list[int]:
@@ -104,6 +110,7 @@ class _TokenEngine:
 
     flavor = "transformer"
     precision = "fp32"
+    releases_gil = True
 
     def __init__(self, tokenizer: Any, max_length: int, call_cost_tokens: int) -> None:
         self.tokenizer = tokenizer

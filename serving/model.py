@@ -7,7 +7,6 @@ import asyncio
 import logging
 import random
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import kserve
@@ -21,18 +20,9 @@ from serving.config import ServingSettings
 from serving.engine import build_engine, warm_up
 from serving.metrics import MODEL_INFO, observe_predictions
 from serving.payload_log import PayloadLogger
-from serving.protocol import InputError, Limits, v1_texts, v2_texts
+from serving.protocol import InputError, Limits, ParsedRequest, v1_texts, v2_texts
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ParsedRequest:
-    """A validated request: which protocol answered, its id and its texts."""
-
-    v2: bool
-    request_id: str
-    texts: list[str]
 
 
 def _v2_body(request: InferRequest) -> dict[str, Any]:
@@ -66,7 +56,9 @@ class SentimentModel(kserve.Model):
         self.version = s.model_version or loaded.version
         engine = build_engine(loaded.model, s)
         warm_up(engine, s.max_batch_size, s.warmup_rounds)
-        self.batcher = MicroBatcher(engine.infer, s.max_batch_size, s.max_batch_wait_ms / 1000, s.max_queue)
+        self.batcher = MicroBatcher(
+            engine.infer, s.max_batch_size, s.max_batch_wait_ms / 1000, s.max_queue, not engine.releases_gil
+        )
         # engine.flavor must not shadow kserve's ``self.engine`` flag (True means "start an engine")
         self.flavor = engine.flavor
         self._engine = engine

@@ -10,7 +10,6 @@ torn file. The sink can never fail a prediction: a failed write only counts the 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import random
 import socket
@@ -18,6 +17,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+
+import orjson
 
 from components.common.artifacts import atomic_write_bytes
 from serving.metrics import PAYLOAD_LOG_ERRORS, PAYLOAD_LOG_RECORDS
@@ -89,7 +90,7 @@ class PayloadLogger:
                 groups[f"dt={ts[:10]}/hour={ts[11:13]}"].append(record)
             written = 0
             for partition, group in groups.items():
-                payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in group).encode()
+                payload = b"".join(orjson.dumps(r) + b"\n" for r in group)
                 try:
                     atomic_write_bytes(self._path(partition), payload)
                 except Exception as exc:  # any sink failure: count the loss, keep serving

@@ -23,6 +23,15 @@ class InputError(ValueError):
 
 
 @dataclass(frozen=True)
+class ParsedRequest:
+    """A validated prediction request: which protocol it came by, its id and its texts."""
+
+    v2: bool
+    request_id: str
+    texts: list[str]
+
+
+@dataclass(frozen=True)
 class Limits:
     """Caps on one request."""
 
