@@ -1,6 +1,6 @@
 """Serving benchmark: our predictor vs a naive ``transformers.pipeline`` server, same model, same run.
 
-    .venv/bin/python benchmarks/serve_bench.py compare [--seconds 10]   # c=1,8,32 both servers + TF-IDF
+    .venv/bin/python benchmarks/serve_bench.py compare [--seconds 10]   # c=1,8,32: our variants, naive, TF-IDF
     .venv/bin/python benchmarks/serve_bench.py soak [--seconds 300]     # 70% of capacity, errors + lost records
     .venv/bin/python benchmarks/serve_bench.py sigkill [--seconds 20]   # SIGKILL mid-load, count lost records
 
@@ -279,36 +279,40 @@ def flops_per_request(model_dir: Path) -> tuple[float, float]:
 # ---------------------------------------------------------------- modes
 
 
-def compare(seconds: float, server_args: list[str], ours_only: bool = False) -> dict[str, Any]:
-    model = minilm_dir()
-    results: dict[str, Any] = {"machine": machine(), "seconds_per_point": seconds, "server_args": server_args}
-    servers = [
-        (
-            "ours",
-            lambda: start_ours(model, WORK / "payload-compare", *server_args),
-            "/v1/models/sentiment:predict",
-        )
-    ]
-    if not ours_only:
-        servers.append(("naive", lambda: start_naive(model), "/predict"))
-    for name, starter, path in servers:
-        proc, port = starter()
-        try:
-            results[name] = {f"c{c}": measure(port, path, c, seconds) for c in (1, 8, 32)}
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-    if ours_only:
-        return results
-    proc, port = start_ours(tfidf_dir(), WORK / "payload-tfidf")
+V1_PATH = "/v1/models/sentiment:predict"
+# Our server's variants, each against the same model in the same run: the defaults (ONNX Runtime fp32 on
+# CPU), int8, the torch engine, and TF-IDF with and without the direct path (KServe's REST handlers).
+OURS_VARIANTS: dict[str, tuple[str, list[str], tuple[int, ...]]] = {
+    "ours": ("minilm", [], (1, 8, 32)),
+    "ours_int8": ("minilm", ["--quantize", "dynamic_int8"], (1, 8, 32)),
+    "ours_torch": ("minilm", ["--runtime", "torch"], (1, 8, 32)),
+    "tfidf": ("tfidf", [], (8, 32)),
+    "tfidf_via_kserve": ("tfidf", ["--direct-predict", "false"], (8, 32)),
+}
+
+
+def _measure_server(
+    proc: subprocess.Popen, port: int, path: str, levels: tuple[int, ...], seconds: float
+) -> dict:
     try:
-        results["tfidf"] = {
-            f"c{c}": measure(port, "/v1/models/sentiment:predict", c, seconds) for c in (8, 32)
-        }
+        return {f"c{c}": measure(port, path, c, seconds) for c in levels}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    flops, tokens = flops_per_request(model)
+
+
+def compare(seconds: float, server_args: list[str], ours_only: bool = False) -> dict[str, Any]:
+    models = {"minilm": minilm_dir(), "tfidf": tfidf_dir()}
+    results: dict[str, Any] = {"machine": machine(), "seconds_per_point": seconds, "server_args": server_args}
+    variants = {"ours": OURS_VARIANTS["ours"]} if ours_only else OURS_VARIANTS
+    for name, (model, args, levels) in variants.items():
+        proc, port = start_ours(models[model], WORK / f"payload-{name}", *args, *server_args)
+        results[name] = _measure_server(proc, port, V1_PATH, levels, seconds)
+    if ours_only:
+        return results
+    proc, port = start_naive(models["minilm"])
+    results["naive"] = _measure_server(proc, port, "/predict", (1, 8, 32), seconds)
+    flops, tokens = flops_per_request(models["minilm"])
     peak = matmul_gflops()
     best = max(v["rps"] for v in results["ours"].values())
     results["floor"] = {
@@ -318,7 +322,17 @@ def compare(seconds: float, server_args: list[str], ours_only: bool = False) -> 
         "floor_rps": round(peak * 1e9 / flops, 1),
         "pct_of_floor": round(100 * best * flops / (peak * 1e9), 1),
     }
-    results["ratio_c32_rps"] = round(results["ours"]["c32"]["rps"] / results["naive"]["c32"]["rps"], 2)
+    naive32 = results["naive"]["c32"]
+    results["ratios_vs_naive_c32"] = {
+        name: {
+            "rps": round(results[name]["c32"]["rps"] / naive32["rps"], 2),
+            "p99": round(results[name]["c32"]["p99_ms"] / naive32["p99_ms"], 2),
+        }
+        for name in ("ours", "ours_int8", "ours_torch")
+    }
+    results["ratio_direct_vs_kserve_tfidf_c32"] = round(
+        results["tfidf"]["c32"]["rps"] / results["tfidf_via_kserve"]["c32"]["rps"], 2
+    )
     return results
 
 
@@ -326,7 +340,7 @@ def soak(seconds: float) -> dict[str, Any]:
     model = minilm_dir()
     payload = WORK / f"payload-soak-{int(time.time())}"
     proc, port = start_ours(model, payload, "--payload-log-flush-s", "5")
-    path = "/v1/models/sentiment:predict"
+    path = V1_PATH
     try:
         capacity = measure(port, path, 32, 8)["rps"]
         rate = 0.7 * capacity
@@ -350,7 +364,7 @@ def sigkill(seconds: float, flush_s: float = 2.0) -> dict[str, Any]:
     model = minilm_dir()
     payload = WORK / f"payload-kill-{int(time.time())}"
     proc, port = start_ours(model, payload, "--payload-log-flush-s", str(flush_s))
-    path = "/v1/models/sentiment:predict"
+    path = V1_PATH
 
     def killer() -> None:
         time.sleep(seconds * 0.6)

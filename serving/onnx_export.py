@@ -104,16 +104,15 @@ def _build(model: TransformerModel, target: Path, quantize: str, sample: Sequenc
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
     try:
-        _export(model, staging / "exported.onnx", sample)
-        final = staging / ONNX_FILE
+        exported, optimized, final = staging / "exported.onnx", staging / "optimized.onnx", staging / ONNX_FILE
+        _export(model, exported, sample)
+        _optimize(exported, optimized)
+        exported.unlink()  # each step's input goes as soon as it is read: /tmp is a small emptyDir
         if quantize == "dynamic_int8":
-            _optimize(staging / "exported.onnx", staging / "optimized.onnx")
-            _quantize(staging / "optimized.onnx", final)
+            _quantize(optimized, final)
+            optimized.unlink()
         else:
-            _optimize(staging / "exported.onnx", final)
-        for leftover in staging.iterdir():
-            if leftover.name != ONNX_FILE:
-                leftover.unlink()
+            optimized.rename(final)
         atomic_write_json(
             staging / BUILD_FILE,
             {"sha256": sha256_file(final), "quantize": quantize, "source_digest": model.manifest.digest}

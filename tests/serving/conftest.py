@@ -96,6 +96,8 @@ def launch(model_dir: Path | str, workdir: Path, *args: str) -> Server:
         str(payload_dir),
         "--warmup-rounds",
         "1",
+        "--onnx-cache-dir",
+        str(workdir / "onnx"),
         *args,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -125,6 +127,15 @@ def launched(
     try:
         # TF-IDF, payload log flushed every 0.2 s
         servers["tfidf"] = launch(baseline_model_dir, root / "tfidf", "--payload-log-flush-s", "0.2")
+        # TF-IDF with every prediction routed through KServe's own REST handlers (no direct path)
+        servers["tfidf_via_kserve"] = launch(
+            baseline_model_dir,
+            root / "via_kserve",
+            "--direct-predict",
+            "false",
+            "--payload-log-flush-s",
+            "0.2",
+        )
         # a degraded TF-IDF server for the fault-injection and shutdown drill (flushes only at exit)
         servers["drill"] = launch(
             baseline_model_dir,
@@ -154,6 +165,11 @@ def launched(
 @pytest.fixture(scope="session")
 def tfidf_server(launched: dict[str, Server]) -> Server:
     return wait_ready(launched["tfidf"])
+
+
+@pytest.fixture(scope="session")
+def tfidf_server_via_kserve(launched: dict[str, Server]) -> Server:
+    return wait_ready(launched["tfidf_via_kserve"])
 
 
 @pytest.fixture(scope="session")

@@ -91,13 +91,17 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("route", ["direct", "via_kserve"])
 @pytest.mark.parametrize(
     ("path", "body", "headers", "status"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_bad_input_is_a_4xx_json_error(
-    tfidf_server: Server, path: str, body: bytes, headers: dict, status: int
+    request: pytest.FixtureRequest, route: str, path: str, body: bytes, headers: dict, status: int
 ) -> None:
-    response = httpx.post(tfidf_server.url + path, content=body, headers=headers, timeout=30)
+    server: Server = request.getfixturevalue(
+        "tfidf_server" if route == "direct" else "tfidf_server_via_kserve"
+    )
+    response = httpx.post(server.url + path, content=body, headers=headers, timeout=30)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     assert response.json().get("error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -78,6 +79,31 @@ def test_concurrent_requests_are_batched_without_mixing_answers(
     batched = after[("sentiment_batch_size_sum", ())] - before[("sentiment_batch_size_sum", ())]
     assert batched == len(texts)
     assert calls < len(texts), "concurrent requests should share model calls"
+
+
+def _without_nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def test_direct_path_answers_as_kserve_handlers_do(
+    tfidf_server: Server, tfidf_server_via_kserve: Server
+) -> None:
+    servers = (tfidf_server, tfidf_server_via_kserve)
+    v1 = [server.v1(TEXTS, headers={"x-request-id": "same-v1-id"}) for server in servers]
+    v2 = [server.v2(TEXTS, request_id="same-v2-id") for server in servers]
+    for direct, via_kserve in (v1, v2):
+        assert direct.status_code == via_kserve.status_code == 200
+        assert direct.headers["content-type"] == via_kserve.headers["content-type"] == "application/json"
+        assert _without_nulls(direct.json()) == _without_nulls(via_kserve.json())
+    for server in servers:  # both paths key the payload log by the caller's request id
+        deadline = time.monotonic() + 10
+        while {"same-v1-id", "same-v2-id"} - {r["request_id"] for r in server.payload_records()}:
+            assert time.monotonic() < deadline, "request ids never reached the payload log"
+            time.sleep(0.2)
 
 
 def test_model_metadata_and_health(tfidf_server: Server) -> None:
