@@ -66,6 +66,7 @@ def _export(model: TransformerModel, out: Path, sample: Sequence[str]) -> None:
         input_names=names,
         output_names=["logits"],
         dynamic_shapes={name: {0: batch, 1: seq} for name in names},
+        external_data=False,  # one self-contained file (our models are far below ONNX's 2 GB cap)
         verbose=False,
     )
 
