@@ -230,9 +230,23 @@ def summary(load: Load, seconds: float) -> dict[str, float]:
     }
 
 
-def measure(port: int, path: str, concurrency: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    port: int, path: str, concurrency: int, seconds: float, pid: int | None = None
+) -> dict[str, float]:
+    """One closed-loop point after a short warm-up; with ``pid``, also the server's CPU ms per request."""
     run_load(port, path, concurrency, min(2.0, seconds / 3))  # warm the connection pool and caches
-    return summary(run_load(port, path, concurrency, seconds), seconds)
+    before = cpu_seconds(pid) if pid else 0.0
+    load = run_load(port, path, concurrency, seconds)
+    result = summary(load, seconds)
+    if pid and load.latencies:
+        result["server_cpu_ms_per_req"] = round(1000 * (cpu_seconds(pid) - before) / len(load.latencies), 3)
+    return result
 
 
 def payload_ids(payload_dir: Path) -> set[str]:
@@ -295,7 +309,7 @@ def _measure_server(
     proc: subprocess.Popen, port: int, path: str, levels: tuple[int, ...], seconds: float
 ) -> dict:
     try:
-        return {f"c{c}": measure(port, path, c, seconds) for c in levels}
+        return {f"c{c}": measure(port, path, c, seconds, proc.pid) for c in levels}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

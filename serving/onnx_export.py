@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,7 +107,11 @@ def _build(model: TransformerModel, target: Path, quantize: str, sample: Sequenc
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
     try:
-        exported, optimized, final = staging / "exported.onnx", staging / "optimized.onnx", staging / ONNX_FILE
+        exported, optimized, final = (
+            staging / "exported.onnx",
+            staging / "optimized.onnx",
+            staging / ONNX_FILE,
+        )
         _export(model, exported, sample)
         _optimize(exported, optimized)
         exported.unlink()  # each step's input goes as soon as it is read: /tmp is a small emptyDir
@@ -123,6 +129,15 @@ def _build(model: TransformerModel, target: Path, quantize: str, sample: Sequenc
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` for this user only, and refuse one that others could write: a cached model is
+    trusted after its own sha256 record, so nobody else may be able to replace both."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ArtifactError(f"ONNX cache {path} must belong to this user and not be group/world-writable")
 
 
 def _cached(target: Path) -> bool:
@@ -168,6 +183,7 @@ def build_onnx(
         raise ArtifactError(f"unknown quantization {quantize!r} for the ONNX runtime")
     if model.device.type != "cpu":
         raise ArtifactError("the ONNX runtime path is CPU-only; serve on CUDA with --runtime torch")
+    _private_dir(cache_dir)
     target = cache_dir / f"{model.manifest.digest[:16]}-{quantize}"
     reused = _cached(target)
     if not reused:

@@ -95,6 +95,17 @@ def test_onnx_build_is_reused_only_while_its_file_is_intact(
     assert not rebuilt.reused and rebuilt.mean_prob_diff < 1e-5
 
 
+def test_onnx_cache_others_can_write_is_refused(tiny_transformer_model_dir: Path, tmp_path: Path) -> None:
+    model = load_model(tiny_transformer_model_dir)
+    assert isinstance(model, TransformerModel)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(ArtifactError, match="group/world-writable"):
+        build_onnx(model, shared, "none", PROBE_TEXTS, 1e-4)
+    assert list(shared.iterdir()) == []
+
+
 def test_int8_onnx_is_checked_against_torch(tiny_transformer_model_dir: Path, tmp_path: Path) -> None:
     model = load_model(tiny_transformer_model_dir)
     assert isinstance(model, TransformerModel)
