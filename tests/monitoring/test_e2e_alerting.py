@@ -2,7 +2,8 @@
 Pushgateway -> real Prometheus running our rules -> real Alertmanager with our routing -> a local HTTP
 receiver standing in for Slack's webhook and for the Argo Events webhook.
 
-Only timings are shortened for the test: every ``for:`` becomes 0s, rule groups evaluate every second,
+Only timings are shortened for the test: every ``for:`` of N minutes becomes N seconds (keeping their
+order: a page's 2m must still beat a ticket's 15m, or the inhibition is a race), rule groups evaluate every second,
 Alertmanager groups wait 1s. Expressions, labels, annotations, routes, inhibitions and Slack templates are
 the shipped ones. A "recovery" is a burst of fast, successful requests: it pushes the 5-minute error ratio
 (and the slow-request ratio) under the thresholds within seconds instead of five minutes.
@@ -123,7 +124,8 @@ def _test_rules(tmp_path: Path) -> Path:
         group["interval"] = "1s"
         for rule in group["rules"]:
             if "for" in rule:
-                rule["for"] = "0s"
+                minutes = int(str(rule["for"]).removesuffix("m"))
+                rule["for"] = f"{minutes}s"
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -301,8 +303,11 @@ def test_latency_burn_pages_and_inhibits_the_ticket_then_resolves(stack: Stack) 
     )
     # the slow-burn warning fires in Prometheus too, but the page inhibits it in Alertmanager
     wait_until(
-        lambda: query(stack.prometheus, 'ALERTS{alertname="SentimentLatencySLOBurn",severity="warning"}'),
-        20,
+        lambda: query(
+            stack.prometheus,
+            'ALERTS{alertname="SentimentLatencySLOBurn",severity="warning",alertstate="firing"}',
+        ),
+        45,
         "warning",
     )
     time.sleep(3)
