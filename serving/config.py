@@ -70,7 +70,6 @@ class ServingSettings(ComponentSettings):
     direct_predict: bool = Field(
         True, description="answer valid V1/V2 predictions in our middleware, not via KServe's router"
     )
-    event_loop: Literal["uvloop", "asyncio"] = Field("uvloop", description="the server's event loop")
     access_log: bool = Field(False, description="uvicorn access log line per request (costs CPU)")
     drain_timeout_s: int = Field(30, ge=1, description="max seconds to finish in-flight requests")
 

@@ -3,7 +3,6 @@ probe that reflects the model (KServe's ``/v2/health/ready`` is always true once
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import FastAPI
@@ -60,13 +59,6 @@ class SentimentServer(ModelServer):
     def serve(self, model: SentimentModel, settings: ServingSettings) -> None:
         """Serve until SIGTERM/SIGINT; uvicorn drains in-flight requests, then the model is closed."""
         install(kserve_app, model, settings)
-        if settings.event_loop == "uvloop":
-            # KServe runs uvicorn inside asyncio.run(), so uvicorn's own loop choice never applies.
-            import uvloop
-
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-            # KServe's setup_event_loop asks for the current loop; uvloop's policy makes none on demand.
-            asyncio.set_event_loop(asyncio.new_event_loop())
         try:
             self.start([model])
         finally:
