@@ -190,7 +190,6 @@ class OnnxEngine(_TokenEngine):
             settings.int8_max_prob_diff if int8 else settings.onnx_max_prob_diff,
         )
         self.precision = build.precision
-        self.build = build
         self.session = session(build.path, threads, settings.onnx_allow_spinning)
         self.inputs = [i.name for i in self.session.get_inputs()]
         log.info(

@@ -191,12 +191,10 @@ def build_onnx(
         _build(model, target, quantize, probe_texts[:2])
     path = target / ONNX_FILE
 
-    encoded = model.tokenizer(
-        list(probe_texts), padding=True, truncation=True, max_length=model.max_length, return_tensors="np"
-    )
-    expected = model.predict_tokens({k: _as_tensor(v) for k, v in encoded.items()})
+    encoded = model.tokenize(probe_texts)  # one padded batch, fed to both runtimes
+    expected = model.predict_tokens(encoded)
     check = session(path, threads=1, allow_spinning=False)
-    feed = {i.name: encoded[i.name].astype(np.int64) for i in check.get_inputs()}
+    feed = {i.name: encoded[i.name].numpy() for i in check.get_inputs()}
     got = positive_probability(check.run(["logits"], feed)[0])
     diff = float(np.abs(got - expected).mean())
     agreement = float(np.mean((got >= 0.5) == (expected >= 0.5)))
@@ -206,9 +204,3 @@ def build_onnx(
             f"probe texts (allowed {max_mean_diff}); refusing to serve it"
         )
     return OnnxBuild(path, VARIANT_PRECISION[quantize], diff, agreement, reused)
-
-
-def _as_tensor(array: np.ndarray) -> Any:
-    import torch
-
-    return torch.from_numpy(array.astype(np.int64))
