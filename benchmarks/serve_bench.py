@@ -111,7 +111,10 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
 
 def start_ours(model: Path, payload_dir: Path, *extra: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
+    from components.common.artifacts import read_manifest
+
     cmd = [sys.executable, "-m", "serving", "--model-dir", str(model), "--model-name", "sentiment"]
+    cmd += ["--expected-model-digest", read_manifest(model).digest]
     cmd += ["--http-port", str(port), "--enable_grpc", "false", "--payload-log-uri", str(payload_dir), *extra]
     log = (WORK / f"ours-{port}.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

@@ -18,6 +18,14 @@ class ServingSettings(ComponentSettings):
         "/mnt/models",
         description="local dir, fsspec URI (gs://...) or MLflow ref models:/<name>@<alias>",
     )
+    expected_model_digest: str | None = Field(
+        None,
+        description="the registry's model_digest of the model to serve (64 hex): the predictor refuses to "
+        "start unless the model directory hashes to exactly this (rollout writes it into the overlay)",
+    )
+    allow_unpinned_model: bool = Field(
+        False, description="local development only: serve a directory model without an expected digest"
+    )
     model_version: str | None = Field(
         None, description="version reported in responses (default: registry version, else digest[:12])"
     )
@@ -53,6 +61,11 @@ class ServingSettings(ComponentSettings):
     max_text_chars: int = Field(2000, ge=1, description="longer texts are rejected with 400 (not truncated)")
     max_instances: int = Field(64, ge=1, description="max texts per request")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="max request body size (413 above)")
+    max_id_chars: int = Field(256, ge=8, description="max length of a V2 id / x-request-id (400 above)")
+    max_header_bytes: int = Field(
+        8192, ge=1024, description="max total size of a request's header names and values (431 above)"
+    )
+    max_headers: int = Field(64, ge=8, description="max number of request headers (431 above)")
 
     # Micro-batching
     max_batch_size: int = Field(32, ge=1, description="max texts per model call")
@@ -65,6 +78,9 @@ class ServingSettings(ComponentSettings):
     payload_log_sample_rate: float = Field(1.0, ge=0, le=1, description="fraction of texts logged")
     payload_log_flush_s: float = Field(10.0, gt=0, description="flush interval in seconds")
     payload_log_max_buffer: int = Field(50_000, ge=1, description="records held; beyond this, dropped")
+    payload_log_max_buffer_bytes: int = Field(
+        32 << 20, ge=1 << 16, description="bytes of serialised records held; beyond this, dropped (counted)"
+    )
 
     # HTTP
     direct_predict: bool = Field(

@@ -12,6 +12,11 @@ by the model's own ``predict``/``postprocess`` and KServe's response types, inst
 through FastAPI's router and KServe's dataplane, which parse the JSON body a second time and more
 than double the TF-IDF server's CPU per request (1.26 vs 0.57 ms, docs/benchmarks.md). Everything else (metadata, health,
 unknown model names, gRPC) is KServe's as before.
+
+Every HTTP request, prediction or not, is held to ``max_headers`` / ``max_header_bytes`` (431). Only
+GET/HEAD reach KServe's other routes: any other method there (KServe's repository ``load``/``unload``,
+``:explain``) is 405, so nobody who can reach the pod can unload the model or send a body that is read
+without a size limit.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from kserve.protocol.infer_type import InferResponse
 
 from serving.batching import Overloaded
 from serving.metrics import LATENCY, REQUESTS
-from serving.protocol import InputError, Limits, ParsedRequest, v1_texts, v2_texts
+from serving.protocol import InputError, Limits, ParsedRequest, check_request_id, v1_texts, v2_texts
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +85,44 @@ class RequestGuard:
     """Validates prediction requests, turns escaping errors into JSON, and records request metrics."""
 
     def __init__(
-        self, app: ASGIApp, limits: Limits, max_body_bytes: int, direct: Predictor | None = None
+        self,
+        app: ASGIApp,
+        limits: Limits,
+        max_body_bytes: int,
+        direct: Predictor | None = None,
+        max_header_bytes: int = 8192,
+        max_headers: int = 64,
     ) -> None:
         self.app = app
         self.limits = limits
         self.max_body_bytes = max_body_bytes
         self.direct = direct
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+
+    def _header_error(self, scope: Scope) -> str | None:
+        headers = scope.get("headers") or []
+        if len(headers) > self.max_headers:
+            return f"{len(headers)} request headers; at most {self.max_headers}"
+        size = sum(len(k) + len(v) for k, v in headers)
+        if size > self.max_header_bytes:
+            return f"request headers of {size} bytes; at most {self.max_header_bytes}"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            error = self._header_error(scope)
+            if error is not None:
+                endpoint = route_of(scope)
+                if endpoint is not None:
+                    REQUESTS.labels(endpoint[0], "431").inc()
+                await send_json(send, 431, {"error": error})
+                return
         route = route_of(scope)
         if route is None:
+            if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+                await send_json(send, 405, {"error": f"{scope['method']} {scope['path']} is not allowed"})
+                return
             await self.app(scope, receive, send)
             return
         endpoint, model_name = route
@@ -162,8 +195,14 @@ class RequestGuard:
             raise InputError(f"request body is not valid JSON: {exc}") from exc
         if endpoint == "v1_predict":
             texts = v1_texts(data, self.limits)
-            request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-            return ParsedRequest(False, request_id or uuid.uuid4().hex, texts)
+            header = dict(scope["headers"]).get(b"x-request-id")
+            if not header:
+                return ParsedRequest(False, uuid.uuid4().hex, texts)
+            try:
+                request_id = check_request_id(header.decode("ascii"), self.limits)
+            except (UnicodeDecodeError, InputError) as exc:
+                raise InputError(f"bad x-request-id header: {exc}") from None
+            return ParsedRequest(False, request_id, texts)
         request_id, texts = v2_texts(data, self.limits)
         return ParsedRequest(True, request_id, texts)
 

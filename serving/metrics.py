@@ -36,6 +36,13 @@ MODEL_INFO = Gauge(
 PAYLOAD_LOG_ERRORS = Counter(
     "sentiment_payload_log_errors", "Payload records lost: failed sink writes or buffer overflow"
 )
+PAYLOAD_LOG_OVERFLOW = Counter(
+    "sentiment_payload_log_overflow",
+    "Payload records dropped because the buffer was full (record or byte cap)",
+)
+PAYLOAD_LOG_BUFFER_BYTES = Gauge(
+    "sentiment_payload_log_buffer_bytes", "Bytes of payload records buffered, not yet written"
+)
 PAYLOAD_LOG_RECORDS = Counter("sentiment_payload_log_records", "Payload records written to the sink")
 
 _PREDICTION_CHILDREN = {name: PREDICTIONS.labels(label=name) for name in LABELS}

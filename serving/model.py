@@ -44,7 +44,7 @@ class SentimentModel(kserve.Model):
     def __init__(self, name: str, settings: ServingSettings) -> None:
         super().__init__(name)
         self.settings = settings
-        self.limits = Limits(max_chars=settings.max_text_chars, max_instances=settings.max_instances)
+        self.limits = Limits.from_settings(settings)
         self.version = "unloaded"
         self.batcher: MicroBatcher | None = None
         self.payload_log: PayloadLogger | None = None
@@ -52,7 +52,12 @@ class SentimentModel(kserve.Model):
     def load(self) -> bool:
         """Fetch, verify, load and warm up the model; only then is it ready."""
         s = self.settings
-        loaded = source.load(s.model_dir, device=None if s.device == "auto" else s.device)
+        loaded = source.load(
+            s.model_dir,
+            device=None if s.device == "auto" else s.device,
+            expected_digest=s.expected_model_digest,
+            allow_unpinned=s.allow_unpinned_model,
+        )
         self.version = s.model_version or loaded.version
         engine = build_engine(loaded.model, s)
         warm_up(engine, s.max_batch_size, s.warmup_rounds)
@@ -70,6 +75,7 @@ class SentimentModel(kserve.Model):
                 s.payload_log_sample_rate,
                 s.payload_log_flush_s,
                 s.payload_log_max_buffer,
+                s.payload_log_max_buffer_bytes,
             )
             self.payload_log.start()
         log.info("loaded %s (%s, version %s) from %s", self.name, engine.flavor, self.version, loaded.path)

@@ -1,29 +1,79 @@
 """Payload logging for drift monitoring (docs/contracts.md): sampled predictions as JSON lines.
 
-Records are buffered in memory and written by a background thread every ``flush_interval_s`` and once
-more at shutdown, to ``<sink>/<model>/dt=YYYY-MM-DD/hour=HH/<host>-<start>-<seq>.jsonl``. Local files are
-written under a temporary name and renamed (object stores publish on close), so a reader never sees a
-torn file. The sink can never fail a prediction: a failed write only counts the lost records in
-``sentiment_payload_log_errors_total``; so does a record dropped because the buffer is full.
+Records are serialised when they are logged (a few microseconds each, on the request path) and buffered
+as bytes, per hour partition; a background thread writes them every ``flush_interval_s`` and once more
+at shutdown, to ``<sink>/<model>/dt=YYYY-MM-DD/hour=HH/<host>-<start>-<seq>.jsonl``. The buffer is
+bounded twice, by records (``max_buffer``) and by bytes (``max_buffer_bytes``): a record that does not
+fit is dropped and counted (``sentiment_payload_log_overflow_total``, and in
+``sentiment_payload_log_errors_total`` with failed writes). A flush swaps the buffer out in O(1) under
+the lock and writes it in chunks of at most ``CHUNK_BYTES``, so it never holds the GIL for long and
+never blocks the event loop. Local files are written under a temporary name and renamed (object stores
+publish on close), so a reader never sees a torn file. The sink can never fail a prediction.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import socket
+import tempfile
 import threading
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import orjson
 
-from components.common.artifacts import atomic_write_bytes
-from serving.metrics import PAYLOAD_LOG_ERRORS, PAYLOAD_LOG_RECORDS
+from components.common.artifacts import is_remote, local_path
+from serving.metrics import (
+    PAYLOAD_LOG_BUFFER_BYTES,
+    PAYLOAD_LOG_ERRORS,
+    PAYLOAD_LOG_OVERFLOW,
+    PAYLOAD_LOG_RECORDS,
+)
 
 log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+RECORD_OVERHEAD_BYTES = 64  # the bytes object header and its list slot, counted against the cap
+
+
+def _chunks(lines: list[bytes]) -> Iterator[bytes]:
+    """``lines`` joined into pieces of about ``CHUNK_BYTES`` (one short join per piece)."""
+    start, size = 0, 0
+    for i, line in enumerate(lines):
+        size += len(line)
+        if size >= CHUNK_BYTES:
+            yield b"".join(lines[start : i + 1])
+            start, size = i + 1, 0
+    if start < len(lines):
+        yield b"".join(lines[start:])
+
+
+def write_chunks(uri: str, chunks: Iterable[bytes]) -> None:
+    """Publish ``chunks`` as one file: local by temporary file + rename, remote on close."""
+    if is_remote(uri):
+        import fsspec
+
+        with fsspec.open(uri, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        return
+    path = local_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 class PayloadLogger:
@@ -36,16 +86,20 @@ class PayloadLogger:
         sample_rate: float = 1.0,
         flush_interval_s: float = 10.0,
         max_buffer: int = 50_000,
+        max_buffer_bytes: int = 32 << 20,
     ) -> None:
         self.sink = sink.rstrip("/")
         self.model_name = model_name
         self.sample_rate = sample_rate
         self.flush_interval_s = flush_interval_s
         self.max_buffer = max_buffer
+        self.max_buffer_bytes = max_buffer_bytes
         self._host = socket.gethostname()
         self._start = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._seq = itertools.count()
-        self._buffer: list[dict] = []
+        self._buffer: dict[str, list[bytes]] = {}
+        self._records = 0
+        self._bytes = 0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -56,25 +110,46 @@ class PayloadLogger:
 
     def log(self, request_id: str, model_version: str, texts: Sequence[str], probs: Sequence[float]) -> None:
         """Buffer the sampled records of one request (never raises, never blocks on the sink)."""
-        ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        records = [
-            {
-                "ts": ts,
-                "request_id": request_id,
-                "model_name": self.model_name,
-                "model_version": model_version,
-                "text": text,
-                "label": int(prob >= 0.5),
-                "probability": round(float(prob), 6),
-            }
+        now = datetime.now(UTC)
+        ts = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        partition = f"dt={ts[:10]}/hour={ts[11:13]}"
+        lines = [
+            orjson.dumps(
+                {
+                    "ts": ts,
+                    "request_id": request_id,
+                    "model_name": self.model_name,
+                    "model_version": model_version,
+                    "text": text,
+                    "label": int(prob >= 0.5),
+                    "probability": round(float(prob), 6),
+                }
+            )
+            + b"\n"
             for text, prob in zip(texts, probs, strict=True)
             if self.sample_rate >= 1.0 or random.random() < self.sample_rate
         ]
+        dropped = 0
         with self._lock:
-            kept = max(0, min(len(records), self.max_buffer - len(self._buffer)))
-            self._buffer.extend(records[:kept])
-        if kept < len(records):
-            PAYLOAD_LOG_ERRORS.inc(len(records) - kept)
+            bucket = self._buffer.setdefault(partition, [])
+            for line in lines:
+                cost = len(line) + RECORD_OVERHEAD_BYTES
+                if self._records >= self.max_buffer or self._bytes + cost > self.max_buffer_bytes:
+                    dropped += 1
+                    continue
+                bucket.append(line)
+                self._records += 1
+                self._bytes += cost
+            held = self._bytes
+        PAYLOAD_LOG_BUFFER_BYTES.set(held)
+        if dropped:
+            PAYLOAD_LOG_OVERFLOW.inc(dropped)
+            PAYLOAD_LOG_ERRORS.inc(dropped)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes currently held (serialised records plus per-record overhead)."""
+        return self._bytes
 
     def _path(self, partition: str) -> str:
         return f"{self.sink}/{self.model_name}/{partition}/{self._host}-{self._start}-{next(self._seq):06d}.jsonl"
@@ -83,22 +158,21 @@ class PayloadLogger:
         """Write everything buffered, one file per hour partition; returns the records written."""
         with self._flush_lock:
             with self._lock:
-                records, self._buffer = self._buffer, []
-            groups: dict[str, list[dict]] = defaultdict(list)
-            for record in records:
-                ts = record["ts"]
-                groups[f"dt={ts[:10]}/hour={ts[11:13]}"].append(record)
+                groups, self._buffer = self._buffer, {}
+                self._records = self._bytes = 0
+            PAYLOAD_LOG_BUFFER_BYTES.set(0)
             written = 0
-            for partition, group in groups.items():
-                payload = b"".join(orjson.dumps(r) + b"\n" for r in group)
-                try:
-                    atomic_write_bytes(self._path(partition), payload)
-                except Exception as exc:  # any sink failure: count the loss, keep serving
-                    PAYLOAD_LOG_ERRORS.inc(len(group))
-                    log.warning("payload log: lost %d records: %s", len(group), exc)
+            for partition, lines in groups.items():
+                if not lines:
                     continue
-                PAYLOAD_LOG_RECORDS.inc(len(group))
-                written += len(group)
+                try:
+                    write_chunks(self._path(partition), _chunks(lines))
+                except Exception as exc:  # any sink failure: count the loss, keep serving
+                    PAYLOAD_LOG_ERRORS.inc(len(lines))
+                    log.warning("payload log: lost %d records: %s", len(lines), exc)
+                    continue
+                PAYLOAD_LOG_RECORDS.inc(len(lines))
+                written += len(lines)
             return written
 
     def _loop(self) -> None:

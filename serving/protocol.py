@@ -2,7 +2,9 @@
 
 V1: ``{"instances": [<str> | {"text": <str>}, ...]}``.
 V2 (Open Inference Protocol): ``{"id": <str>, "inputs": [{"name": "text", "datatype": "BYTES",
-"shape": [n], "data": [<str>, ...]}]}``. The ``id`` is required here (it keys the payload log).
+"shape": [n], "data": [<str>, ...]}]}``. The ``id`` is required here (it keys the payload log) and at
+most ``max_id_chars`` long. The data must match the declared shape exactly: ``[n]`` holds ``n``
+strings; ``[n, 1]`` holds ``n`` strings (row-major flat form) or ``n`` one-string rows (nested form).
 Every text must be a non-empty string of at most ``max_chars`` characters: longer texts are rejected,
 never silently truncated (the transformer still truncates to its ``max_length`` tokens).
 """
@@ -10,7 +12,10 @@ never silently truncated (the transformer still truncates to its ``max_length`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serving.config import ServingSettings
 
 
 class InputError(ValueError):
@@ -37,6 +42,11 @@ class Limits:
 
     max_chars: int
     max_instances: int
+    max_id_chars: int = 256
+
+    @classmethod
+    def from_settings(cls, settings: ServingSettings) -> Limits:
+        return cls(settings.max_text_chars, settings.max_instances, settings.max_id_chars)
 
 
 def _check_texts(texts: list[Any], limits: Limits, where: str) -> list[str]:
@@ -68,13 +78,36 @@ def v1_texts(body: Any, limits: Limits) -> list[str]:
     return _check_texts(texts, limits, "instances")
 
 
+def check_request_id(request_id: Any, limits: Limits) -> str:
+    """A request id is a non-empty string of at most ``max_id_chars`` printable characters."""
+    if not isinstance(request_id, str) or not request_id:
+        raise InputError('"id" (a non-empty string) is required')
+    if len(request_id) > limits.max_id_chars:
+        raise InputError(f'"id" has {len(request_id)} characters; at most {limits.max_id_chars}')
+    if not request_id.isprintable():
+        raise InputError('"id" must hold printable characters only')
+    return request_id
+
+
+def _shape(tensor: dict[str, Any], limits: Limits) -> list[int]:
+    shape = tensor.get("shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) not in (1, 2)
+        or not all(type(d) is int and d >= 0 for d in shape)
+        or (len(shape) == 2 and shape[1] != 1)
+    ):
+        raise InputError('the input tensor needs a "shape" of [n] or [n, 1] with n a non-negative integer')
+    if shape[0] > limits.max_instances:
+        raise InputError(f"shape {shape} holds {shape[0]} texts; at most {limits.max_instances} per request")
+    return shape
+
+
 def v2_texts(body: Any, limits: Limits) -> tuple[str, list[str]]:
     """The request id and texts of a V2 ``/infer`` body, or InputError."""
     if not isinstance(body, dict):
         raise InputError("body must be a JSON object")
-    request_id = body.get("id")
-    if not isinstance(request_id, str) or not request_id:
-        raise InputError('"id" (a non-empty string) is required')
+    request_id = check_request_id(body.get("id"), limits)
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise InputError('"inputs" must be a list with exactly one tensor')
@@ -84,14 +117,14 @@ def v2_texts(body: Any, limits: Limits) -> tuple[str, list[str]]:
     data = tensor.get("data")
     if not isinstance(data, list):
         raise InputError('the input tensor needs a "data" list')
-    shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(type(d) is int for d in shape) or len(shape) > 2:
-        raise InputError('the input tensor needs an integer "shape" like [n] or [n, 1]')
-    if data and all(isinstance(row, list) for row in data):  # nested rows, e.g. shape [n, 1]
-        data = [item for row in data for item in row]
-    expected = 1
-    for dim in shape:
-        expected *= dim
-    if expected != len(data):
+    shape = _shape(tensor, limits)
+    if len(data) != shape[0]:
         raise InputError(f"shape {shape} does not match {len(data)} data elements")
+    nested = [isinstance(row, list) for row in data]
+    if any(nested):
+        if len(shape) != 2 or not all(nested):
+            raise InputError(f"data nesting does not match shape {shape}")
+        if any(len(row) != 1 for row in data):
+            raise InputError(f"data nesting does not match shape {shape}: every row must hold one text")
+        data = [row[0] for row in data]
     return request_id, _check_texts(data, limits, "data")

@@ -20,12 +20,13 @@ log = logging.getLogger(__name__)
 
 def install(app: FastAPI, model: SentimentModel, settings: ServingSettings) -> None:
     """Add the guard middleware and the readiness route to KServe's app (before it starts)."""
-    limits = Limits(max_chars=settings.max_text_chars, max_instances=settings.max_instances)
     app.add_middleware(
         RequestGuard,
-        limits=limits,
+        limits=Limits.from_settings(settings),
         max_body_bytes=settings.max_body_bytes,
         direct=model if settings.direct_predict else None,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
     )
 
     # Registered before KServe's own routes, so these win.

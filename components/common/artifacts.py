@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -71,6 +72,23 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest lists a few dozen files; anything bigger is not ours
+
+
+def check_digest_format(digest: str, what: str = "model digest") -> str:
+    """``digest`` when it is 64 lowercase hex characters (a sha256), else ArtifactError."""
+    if not isinstance(digest, str) or not DIGEST_PATTERN.match(digest):
+        raise ArtifactError(
+            f"{what} must be 64 lowercase hex characters (a sha256), got {str(digest)[:80]!r}"
+        )
+    return digest
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
 @dataclass
 class Manifest:
     """What a model directory holds: its flavour, files with sha256, and lineage."""
@@ -81,21 +99,40 @@ class Manifest:
 
     @property
     def digest(self) -> str:
-        """One sha256 over all file hashes: the model's identity, recorded at registration."""
-        joined = "\n".join(f"{name}:{sha}" for name, sha in sorted(self.files.items()))
-        return hashlib.sha256(joined.encode()).hexdigest()
+        """One sha256 over the flavour, the metadata and every file hash: the model's identity, recorded
+        at registration. Nothing the loader reads from ``manifest.json`` is outside it."""
+        lines = [f"flavor:{self.flavor}", f"metadata:{_canonical_json(self.metadata)}"]
+        lines += [f"{name}:{sha}" for name, sha in sorted(self.files.items())]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "digest": self.digest}
 
 
+def _walk_files(model_dir: Path) -> dict[str, Path]:
+    """Every regular file under ``model_dir`` by POSIX relative path; symlinks and special files refused."""
+    out: dict[str, Path] = {}
+    for root, dirs, names in os.walk(model_dir, followlinks=False):
+        base = Path(root)
+        for name in dirs + names:
+            path = base / name
+            rel = path.relative_to(model_dir).as_posix()
+            if path.is_symlink():
+                raise ArtifactError(f"model directory {model_dir} holds a symlink: {rel}")
+            if name in names and not path.is_file():
+                raise ArtifactError(f"model directory {model_dir} holds a special file: {rel}")
+            if name in names:
+                out[rel] = path
+    return out
+
+
 def write_manifest(model_dir: Path, flavor: str, metadata: dict[str, Any]) -> Manifest:
     """Hash every file under ``model_dir`` and write the manifest last (marks the model complete)."""
     files = {
-        str(p.relative_to(model_dir)): sha256_file(p)
-        for p in sorted(model_dir.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_NAME
+        rel: sha256_file(path) for rel, path in sorted(_walk_files(model_dir).items()) if rel != MANIFEST_NAME
     }
+    # Round-trip the metadata through JSON so the digest is the one a reader recomputes from the file.
+    metadata = json.loads(_canonical_json(metadata))
     manifest = Manifest(flavor=flavor, files=files, metadata=metadata)
     atomic_write_json(model_dir / MANIFEST_NAME, manifest.to_dict())
     return manifest
@@ -103,25 +140,52 @@ def write_manifest(model_dir: Path, flavor: str, metadata: dict[str, Any]) -> Ma
 
 def read_manifest(model_dir: Path) -> Manifest:
     path = model_dir / MANIFEST_NAME
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         raise ArtifactError(f"{model_dir} is not a complete model directory (no {MANIFEST_NAME})")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ArtifactError(f"{path} is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
-        data = json.loads(path.read_text())
-        return Manifest(flavor=data["flavor"], files=data["files"], metadata=data.get("metadata", {}))
-    except (json.JSONDecodeError, KeyError) as exc:
+        data = json.loads(path.read_bytes())
+        manifest = Manifest(flavor=data["flavor"], files=data["files"], metadata=data.get("metadata", {}))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{path} is not a valid manifest: {exc}") from exc
+    if (
+        not isinstance(manifest.flavor, str)
+        or not isinstance(manifest.files, dict)
+        or not isinstance(manifest.metadata, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.files.items())
+    ):
+        raise ArtifactError(f"{path} is not a valid manifest: wrong field types")
+    return manifest
 
 
 def verify_manifest(model_dir: Path, expected_digest: str | None = None) -> Manifest:
-    """Check every listed file's sha256 (and optionally the manifest digest) before anything is loaded."""
+    """The integrity check that runs before anything in ``model_dir`` is loaded.
+
+    - the files present are exactly the files the manifest lists (an unlisted file is refused: a
+      loader may read files it was not told about), with no symlinks or special files;
+    - every file's sha256 is the listed one;
+    - with ``expected_digest`` (the registry's ``model_digest``, pinned in the deployment), the digest
+      recomputed from the verified manifest must equal it: a manifest rewritten to match tampered files
+      is refused, because the manifest alone is not trusted.
+    """
+    if expected_digest is not None:
+        check_digest_format(expected_digest, "expected model digest")
     manifest = read_manifest(model_dir)
+    present = _walk_files(model_dir)
+    present.pop(MANIFEST_NAME, None)
+    unlisted = sorted(set(present) - set(manifest.files))
+    if unlisted:
+        shown = ", ".join(unlisted[:5])
+        raise ArtifactError(f"model directory {model_dir} holds files its manifest does not list: {shown}")
     for name, expected in manifest.files.items():
-        path = model_dir / name
-        if not path.is_file():
-            raise ArtifactError(f"model file missing: {path}")
-        actual = sha256_file(path)
+        if name not in present:
+            raise ArtifactError(f"model file missing: {model_dir / name}")
+        actual = sha256_file(present[name])
         if actual != expected:
-            raise ArtifactError(f"sha256 mismatch for {path}: expected {expected[:12]}…, got {actual[:12]}…")
+            raise ArtifactError(
+                f"sha256 mismatch for {model_dir / name}: expected {expected[:12]}…, got {actual[:12]}…"
+            )
     if expected_digest is not None and manifest.digest != expected_digest:
         raise ArtifactError(
             f"model digest {manifest.digest[:12]}… does not match the registered {expected_digest[:12]}…"

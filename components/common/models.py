@@ -53,16 +53,100 @@ def save_tfidf(pipeline: Any, model_dir: Path, metadata: dict[str, Any]) -> Mani
     return write_manifest(model_dir, TFIDF_FLAVOR, metadata)
 
 
+# Exactly the types a fitted ``train_baseline`` pipeline is made of (TF-IDF + LogisticRegression in a
+# Pipeline, its ndarrays and dtypes, and the JSON-able containers around them). Anything else in a
+# ``model.skops`` (a function such as ``builtins.exec``, another estimator, a custom class) is refused
+# before skops constructs a single object. Never a module prefix: ``builtins.*`` includes ``exec``.
+SKOPS_ALLOWED_TYPES = frozenset(
+    {
+        "sklearn.pipeline.Pipeline",
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+        "sklearn.feature_extraction.text.TfidfTransformer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "numpy.ndarray",
+        "numpy.float64",
+        "numpy.float32",
+        "numpy.int64",
+        "numpy.int32",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.NoneType",
+    }
+)
+# The skops node kinds those types are stored as; FunctionNode, MethodNode, OperatorFuncNode, reduce
+# nodes and the like never appear in our models.
+SKOPS_ALLOWED_NODES = frozenset(
+    {"ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode", "NdArrayNode"}
+)
+MAX_SKOPS_SCHEMA_BYTES = 64 << 20
+
+
+def skops_schema_types(path: Path) -> tuple[set[str], set[str]]:
+    """(every ``module.Class`` named in a skops file's schema, every node kind it uses)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("schema.json")
+            if info.file_size > MAX_SKOPS_SCHEMA_BYTES:
+                raise ArtifactError(f"{path}: schema.json is larger than {MAX_SKOPS_SCHEMA_BYTES} bytes")
+            schema = json.loads(archive.read(info))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not a skops file: {exc}") from exc
+    types: set[str] = set()
+    nodes: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__loader__" in node:
+                nodes.add(str(node["__loader__"]))
+            if "__class__" in node or "__module__" in node:
+                types.add(f"{node.get('__module__')}.{node.get('__class__')}")
+            if "module_path" in node or "function" in node:  # a FunctionNode's content
+                types.add(f"{node.get('module_path')}.{node.get('function')}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return types, nodes
+
+
+def check_skops_types(path: Path) -> list[str]:
+    """Refuse a skops file holding any type or node kind outside the exact allow-lists.
+
+    Returns the types skops itself does not trust by default (all of them on our allow-list), to pass
+    as ``trusted=`` to ``skops.io.load``.
+    """
+    import skops.io as sio
+
+    types, nodes = skops_schema_types(path)
+    try:
+        untrusted = set(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # skops raises several error types for malformed files
+        raise ArtifactError(f"{path} is not a readable skops file: {exc}") from exc
+    unexpected = sorted((types | untrusted) - SKOPS_ALLOWED_TYPES)
+    if unexpected:
+        raise ArtifactError(f"{path} contains types outside the allow-list: {', '.join(unexpected[:10])}")
+    bad_nodes = sorted(nodes - SKOPS_ALLOWED_NODES)
+    if bad_nodes:
+        raise ArtifactError(
+            f"{path} contains skops node kinds outside the allow-list: {', '.join(bad_nodes)}"
+        )
+    return sorted(untrusted)
+
+
 def _load_tfidf(model_dir: Path, manifest: Manifest) -> TfidfModel:
     import skops.io as sio
 
     path = model_dir / SKOPS_FILE
-    untrusted = sio.get_untrusted_types(file=path)
-    allowed_prefixes = ("sklearn.", "numpy.", "scipy.", "builtins.")
-    unexpected = [t for t in untrusted if not t.startswith(allowed_prefixes)]
-    if unexpected:
-        raise ArtifactError(f"{path} contains unexpected types: {', '.join(unexpected)}")
-    return TfidfModel(pipeline=sio.load(path, trusted=untrusted), manifest=manifest)
+    trusted = check_skops_types(path)
+    return TfidfModel(pipeline=sio.load(path, trusted=trusted), manifest=manifest)
 
 
 class TransformerModel:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from components.common.artifacts import read_manifest
 from tests.conftest import REPO_ROOT, free_port, wait_for_http
 from tests.monitoring.conftest import Receiver, wait_until
 from tests.monitoring.test_e2e_alerting import RUNBOOKS, query, running_stack, slack
@@ -40,6 +41,8 @@ def faulty_predictor(baseline_model_dir: Path, tmp_path: Path) -> Iterator[tuple
             "serving",
             "--model-dir",
             str(baseline_model_dir),
+            "--expected-model-digest",
+            read_manifest(baseline_model_dir).digest,
             "--model-name",
             "sentiment",
             "--http-port",

@@ -74,9 +74,28 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+def pinned_digest(model_dir: Path | str) -> str:
+    """The digest a deployment pins for a local model directory (what the registry records for it)."""
+    from components.common.artifacts import read_manifest
+
+    path = Path(model_dir)
+    if not (path / "manifest.json").is_file() and (path / "model").is_dir():
+        path = path / "model"
+    return read_manifest(path).digest
+
+
 def launch(model_dir: Path | str, workdir: Path, *args: str) -> Server:
-    """Start ``python -m serving`` on a free port (not waiting: several start in parallel)."""
+    """Start ``python -m serving`` on a free port (not waiting: several start in parallel).
+
+    A local model directory is pinned to its digest (``--expected-model-digest``) unless ``args`` set
+    the digest or ``--allow-unpinned-model`` themselves, as the InferenceService does."""
     port = free_port()
+    if (
+        not any(a.startswith(("--expected-model-digest", "--allow-unpinned-model")) for a in args)
+        and not str(model_dir).startswith("models:/")
+        and Path(model_dir).is_dir()
+    ):
+        args = ("--expected-model-digest", pinned_digest(model_dir), *args)
     workdir.mkdir(parents=True, exist_ok=True)
     payload_dir = workdir / "payloads"
     log_path = workdir / "server.log"

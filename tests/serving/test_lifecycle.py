@@ -85,6 +85,7 @@ def test_tampered_model_is_refused_at_start(baseline_model_dir: Path, tmp_path: 
     import subprocess
     import sys
 
+    from components.common.artifacts import read_manifest
     from tests.conftest import REPO_ROOT
 
     model = tmp_path / "model"
@@ -98,6 +99,8 @@ def test_tampered_model_is_refused_at_start(baseline_model_dir: Path, tmp_path: 
             "serving",
             "--model-dir",
             str(model),
+            "--expected-model-digest",
+            read_manifest(baseline_model_dir).digest,
             "--http-port",
             "1",
             "--enable_grpc",

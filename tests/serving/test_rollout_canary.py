@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT, free_port, require_binary, wait_for_http
+from tests.serving.conftest import pinned_digest
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +57,8 @@ def _start_predictor(model_dir: Path, log: Path, *fault_args: str) -> tuple[subp
         "serving",
         "--model-dir",
         str(model_dir),
+        "--expected-model-digest",
+        pinned_digest(model_dir),
         "--model-name",
         "sentiment",
         "--http-port",
