@@ -96,14 +96,17 @@ def propose(settings: ProposeSettings) -> RolloutResult:
     text = path.read_text(encoding="utf-8")
     manifest.read_state(text)  # a broken overlay is reported before the registry is asked
     ref = registry.resolve_alias(settings, CHALLENGER, settings.scheme_list())
-    edit = manifest.with_canary(text, ref.version, ref.storage_uri, settings.canary_traffic_percent)
+    assert ref.digest is not None  # resolve_alias refuses a version without one
+    edit = manifest.with_canary(
+        text, ref.version, ref.storage_uri, settings.canary_traffic_percent, ref.digest
+    )
     if edit.changed:
         os.replace(_stage(path, edit.text), path)
     return _result("propose", path, text, edit, [])
 
 
 def _canary_version(settings: ManifestSettings, state: ManifestState) -> str:
-    """The canary's registry version, checked against the overlay's storageUri."""
+    """The canary's registry version, checked against the overlay's storageUri and pinned digest."""
     if state.model_version is None:
         raise ComponentError(f"overlay has no {manifest.MODEL_VERSION} annotation")
     ref = registry.get_version(settings, state.model_version)
@@ -111,6 +114,11 @@ def _canary_version(settings: ManifestSettings, state: ManifestState) -> str:
         raise ComponentError(
             f"overlay storageUri {state.storage_uri} is not the source of version {ref.version} "
             f"({ref.storage_uri}): fix the overlay by hand (docs/runbooks/canary.md)"
+        )
+    if not ref.digest or ref.digest != state.model_digest:
+        raise ComponentError(
+            f"overlay pins digest {state.model_digest} but version {ref.version} is registered with "
+            f"{ref.digest}: fix the overlay by hand (docs/runbooks/canary.md)"
         )
     return ref.version
 

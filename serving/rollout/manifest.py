@@ -5,10 +5,14 @@ round-trip mode so that comments, key order and quoting survive and the Git diff
 that changed. The rollout state lives in the file itself:
 
 - steady: ``spec.predictor.model.storageUri`` is the served model, annotation
-  ``sentimentops.io/model-version`` its registry version;
-- canary: the same two fields name the *canary* (KServe rolls the latest spec out as the canary), plus
-  ``spec.predictor.canaryTrafficPercent`` and the annotations ``sentimentops.io/stable-model-version``
-  and ``sentimentops.io/stable-storage-uri`` that remember what to roll back to.
+  ``sentimentops.io/model-version`` its registry version, and its registry ``model_digest`` is pinned
+  twice: annotation ``sentimentops.io/model-digest`` (for people and the rollout) and the container env
+  ``SENTIMENTOPS_EXPECTED_MODEL_DIGEST`` in ``spec.predictor.model.env`` (what the predictor checks:
+  it refuses to start unless ``/mnt/models`` hashes to exactly that digest);
+- canary: the same fields name the *canary* (KServe rolls the latest spec out as the canary), plus
+  ``spec.predictor.canaryTrafficPercent`` and the annotations ``sentimentops.io/stable-model-version``,
+  ``sentimentops.io/stable-storage-uri`` and ``sentimentops.io/stable-model-digest`` that remember what
+  to roll back to.
 
 ``propose`` then ``rollback`` gives back the original bytes; ``propose`` then ``promote`` differs from
 the original only in the storageUri and model-version lines.
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from components.common.settings import ComponentError
@@ -29,6 +33,9 @@ from components.common.settings import ComponentError
 MODEL_VERSION = "sentimentops.io/model-version"
 STABLE_VERSION = "sentimentops.io/stable-model-version"
 STABLE_URI = "sentimentops.io/stable-storage-uri"
+STABLE_DIGEST = "sentimentops.io/stable-model-digest"
+MODEL_DIGEST = "sentimentops.io/model-digest"
+DIGEST_ENV = "SENTIMENTOPS_EXPECTED_MODEL_DIGEST"
 CANARY_PERCENT = "canaryTrafficPercent"
 
 
@@ -45,6 +52,8 @@ class ManifestState:
     canary_percent: int | None = None
     stable_model_version: str | None = None
     stable_storage_uri: str | None = None
+    model_digest: str | None = None
+    stable_model_digest: str | None = None
 
     @property
     def in_canary(self) -> bool:
@@ -111,13 +120,71 @@ def _state(doc: CommentedMap) -> ManifestState:
         value = annotations.get(key)
         return None if value is None else str(value)
 
+    annotated = text(MODEL_DIGEST)
+    pinned = _env_digest(model)
+    if annotated != pinned:
+        raise ManifestError(
+            f"annotation {MODEL_DIGEST} ({annotated}) and env {DIGEST_ENV} ({pinned}) disagree: "
+            "fix the overlay by hand (docs/runbooks/canary.md)"
+        )
     return ManifestState(
         model_version=text(MODEL_VERSION),
         storage_uri=uri,
         canary_percent=percent,
         stable_model_version=text(STABLE_VERSION),
         stable_storage_uri=text(STABLE_URI),
+        model_digest=annotated,
+        stable_model_digest=text(STABLE_DIGEST),
     )
+
+
+def _env_list(model: CommentedMap) -> list[Any] | None:
+    env = model.get("env")
+    if env is None:
+        return None
+    if not isinstance(env, list) or not all(isinstance(item, dict) for item in env):
+        raise ManifestError("spec.predictor.model.env must be a list of {name, value} mappings")
+    return env
+
+
+def _env_digest(model: CommentedMap) -> str | None:
+    for item in _env_list(model) or []:
+        if item.get("name") == DIGEST_ENV:
+            value = item.get("value")
+            return None if value is None else str(value)
+    return None
+
+
+def _set_digest(doc: CommentedMap, digest: str) -> None:
+    """Pin ``digest`` in the annotation and in the predictor's env (created after storageUri if absent)."""
+    _insert_after(_annotations(doc), MODEL_VERSION, MODEL_DIGEST, _quoted(digest))
+    model = _path(doc, "spec", "predictor", "model")
+    env = _env_list(model)
+    if env is None:
+        env = CommentedSeq()
+        _insert_after(model, "storageUri", "env", env)
+    for item in env:
+        if item.get("name") == DIGEST_ENV:
+            item["value"] = _quoted(digest)
+            return
+    entry = CommentedMap()
+    entry["name"] = DIGEST_ENV
+    entry["value"] = _quoted(digest)
+    env.append(entry)
+
+
+def _drop_digest(doc: CommentedMap) -> None:
+    _annotations(doc).pop(MODEL_DIGEST, None)
+    model = _path(doc, "spec", "predictor", "model")
+    env = _env_list(model)
+    if env is None:
+        return
+    for i, item in enumerate(env):
+        if item.get("name") == DIGEST_ENV:
+            del env[i]
+            break
+    if not env:
+        del model["env"]
 
 
 def read_state(text: str) -> ManifestState:
@@ -167,8 +234,9 @@ def _unchanged(text: str, state: ManifestState, message: str) -> Edit:
     return Edit(text, False, state, state, message)
 
 
-def with_canary(text: str, version: str, storage_uri: str, percent: int) -> Edit:
-    """Roll ``version`` (at ``storage_uri``) out as a canary taking ``percent`` % of the traffic.
+def with_canary(text: str, version: str, storage_uri: str, percent: int, digest: str) -> Edit:
+    """Roll ``version`` (at ``storage_uri``, registry digest ``digest``) out as a canary taking ``percent`` %
+    of the traffic; the digest is pinned next to the storageUri (annotation and predictor env).
 
     A no-op when that canary is already there (same version, URI and percent) or when the version is
     already the served model. Changing only the percent of the running canary is allowed (a ramp);
@@ -179,7 +247,7 @@ def with_canary(text: str, version: str, storage_uri: str, percent: int) -> Edit
     doc = _load(text)
     state = _state(doc)
     if state.in_canary:
-        if state.model_version != version or state.storage_uri != storage_uri:
+        if state.model_version != version or state.storage_uri != storage_uri or state.model_digest != digest:
             raise ManifestError(
                 f"a canary of version {state.model_version} is already rolled out; "
                 f"promote or roll it back before proposing version {version}"
@@ -189,6 +257,12 @@ def with_canary(text: str, version: str, storage_uri: str, percent: int) -> Edit
         _path(doc, "spec", "predictor")[CANARY_PERCENT] = percent
         return _result(text, doc, state, f"canary of version {version} now takes {percent}% of traffic")
     if state.model_version == version or state.storage_uri == storage_uri:
+        if state.model_version != version or state.storage_uri != storage_uri or state.model_digest != digest:
+            raise ManifestError(
+                f"the overlay serves version {state.model_version} at {state.storage_uri} (digest "
+                f"{state.model_digest}), which only partly matches version {version} at {storage_uri} "
+                f"(digest {digest}): fix the overlay by hand (docs/runbooks/canary.md)"
+            )
         return _unchanged(text, state, f"version {version} is already the served model: nothing to propose")
     if state.model_version is None:
         raise ManifestError(f"overlay file has no {MODEL_VERSION} annotation: cannot record the stable model")
@@ -197,6 +271,9 @@ def with_canary(text: str, version: str, storage_uri: str, percent: int) -> Edit
     annotations[MODEL_VERSION] = _quoted(version)
     _insert_after(annotations, MODEL_VERSION, STABLE_VERSION, _quoted(state.model_version))
     _insert_after(annotations, STABLE_VERSION, STABLE_URI, state.storage_uri)
+    if state.model_digest is not None:
+        _insert_after(annotations, STABLE_URI, STABLE_DIGEST, _quoted(state.model_digest))
+    _set_digest(doc, digest)
     predictor = _path(doc, "spec", "predictor")
     _insert_before(predictor, "model", CANARY_PERCENT, percent)
     _path(doc, "spec", "predictor", "model")["storageUri"] = storage_uri
@@ -208,11 +285,20 @@ def with_canary(text: str, version: str, storage_uri: str, percent: int) -> Edit
     )
 
 
+def pin_digest(text: str, digest: str) -> str:
+    """``text`` with ``digest`` pinned (annotation and predictor env) for the model it serves now: to
+    bring an overlay written before digests were pinned under the rule, by hand or in a test."""
+    doc = _load(text)
+    _set_digest(doc, digest)
+    return _dump(doc)
+
+
 def _drop_canary(doc: CommentedMap) -> None:
     _path(doc, "spec", "predictor").pop(CANARY_PERCENT, None)
     annotations = _annotations(doc)
     annotations.pop(STABLE_VERSION, None)
     annotations.pop(STABLE_URI, None)
+    annotations.pop(STABLE_DIGEST, None)
 
 
 def promoted(text: str) -> Edit:
@@ -236,6 +322,10 @@ def rolled_back(text: str) -> Edit:
             f"canary without {STABLE_VERSION}/{STABLE_URI} annotations: cannot tell what to roll back to"
         )
     _drop_canary(doc)
+    if state.stable_model_digest is None:
+        _drop_digest(doc)  # the stable model had no pinned digest: the predictor refuses it (fail closed)
+    else:
+        _set_digest(doc, state.stable_model_digest)
     annotations = _annotations(doc)
     annotations[MODEL_VERSION] = _quoted(state.stable_model_version)
     _path(doc, "spec", "predictor", "model")["storageUri"] = state.stable_storage_uri

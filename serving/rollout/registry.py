@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from components.common import registry
+from components.common.artifacts import ArtifactError, check_digest_format
 from components.common.settings import ComponentError, TrackingSettings
 
 ROLLBACK_REASON_TAG = "rollback_reason"
@@ -68,13 +69,41 @@ def resolve_alias(settings: TrackingSettings, alias: str, schemes: tuple[str, ..
     if version is None:
         raise RegistryError(f"registered model {name!r} has no version with alias {alias!r}")
     ref = _ref(name, version)
-    scheme = urlparse(ref.storage_uri).scheme
-    if scheme not in schemes:
+    check_storage_uri(ref, schemes)
+    if not ref.digest:
         raise RegistryError(
-            f"version {ref.version} of {name!r} has source {ref.storage_uri!r}: scheme {scheme or 'none'!r} "
-            f"is not one KServe can load (allowed: {', '.join(schemes)})"
+            f"version {ref.version} of {name!r} has no {registry.DIGEST_TAG!r} tag: nothing to pin the "
+            "deployment to; refusing to roll it out"
         )
+    try:
+        check_digest_format(ref.digest, f"version {ref.version}'s {registry.DIGEST_TAG}")
+    except ArtifactError as exc:
+        raise RegistryError(str(exc)) from exc
     return ref
+
+
+def check_storage_uri(ref: ModelRef, schemes: tuple[str, ...]) -> None:
+    """The version's source must be a plain ``<scheme>://<bucket>/<path>`` URI with an allowed scheme
+    (``gs`` by default: an ``https`` URL, a ``runs:/`` or ``mlflow-artifacts:`` URI is refused)."""
+    uri = ref.storage_uri
+    parsed = urlparse(uri)
+    problem = None
+    if parsed.scheme not in schemes:
+        problem = f"scheme {parsed.scheme or 'none'!r} is not allowed (allowed: {', '.join(schemes)})"
+    elif not parsed.netloc or "@" in parsed.netloc or ":" in parsed.netloc:
+        problem = "it names no plain bucket"
+    elif parsed.query or parsed.fragment or parsed.params:
+        problem = "it carries a query, fragment or parameters"
+    elif any(part in ("", ".", "..") for part in parsed.path.strip("/").split("/")) or not parsed.path.strip(
+        "/"
+    ):
+        problem = "its path is empty or holds '.', '..' or '//'"
+    elif any(c.isspace() or not c.isprintable() for c in uri):
+        problem = "it holds whitespace or control characters"
+    if problem:
+        raise RegistryError(
+            f"version {ref.version} of {ref.name!r} has source {uri!r}: {problem}; refusing to roll it out"
+        )
 
 
 def get_version(settings: TrackingSettings, version: str) -> ModelRef:

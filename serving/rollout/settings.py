@@ -22,7 +22,9 @@ class ProposeSettings(ManifestSettings):
 
     canary_traffic_percent: int = Field(10, ge=1, le=99, description="share of traffic the canary gets")
     storage_schemes: str = Field(
-        "gs,s3,pvc,https,hdfs,webhdfs", description="URI schemes KServe's storage initializer may fetch"
+        "gs",
+        description="URI schemes a rolled-out model may come from (gs only: the bucket is access-controlled; "
+        "https and the rest are refused)",
     )
 
     def scheme_list(self) -> tuple[str, ...]:

@@ -21,6 +21,8 @@ from tests.conftest import REPO_ROOT, free_port
 OVERLAY = Path("k8s/overlays/prod")
 NEW_URI = "gs://sentimentops-prod-artifacts/mlflow/1/fedcba9876543210fedcba9876543210/artifacts/model"
 MODEL = "sentiment"
+STABLE_DIGEST = "5" * 64  # used when the real overlay does not pin one yet
+NEW_DIGEST = "c" * 64
 
 
 def git(repo: Path, *args: str) -> str:
@@ -32,9 +34,18 @@ def git(repo: Path, *args: str) -> str:
 
 
 def changed_lines(repo: Path) -> list[str]:
-    """The +/- lines of the working tree's diff against HEAD (no headers, no context)."""
+    """The +/- lines of the working tree's diff against HEAD (no headers, no context), each as its sign
+    and its stripped content, sorted (the overlay's own indentation and key order are not ours)."""
     diff = git(repo, "diff", "-U0", "--no-color")
-    return [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return sorted(
+        line[0] + line[1:].strip()
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+
+
+def lines(*items: str) -> list[str]:
+    return sorted(item[0] + item[1:].strip() for item in items)
 
 
 def commit_all(repo: Path, message: str) -> None:
@@ -72,7 +83,12 @@ def repo(tmp_path: Path) -> Path:
     """A Git repo holding a copy of the real prod overlay, committed."""
     root = tmp_path / "gitops"
     (root / OVERLAY).mkdir(parents=True)
-    shutil.copyfile(REPO_ROOT / OVERLAY / "inferenceservice.yaml", root / OVERLAY / "inferenceservice.yaml")
+    from serving.rollout import manifest
+
+    text = (REPO_ROOT / OVERLAY / "inferenceservice.yaml").read_text()
+    if manifest.read_state(text).model_digest is None:
+        text = manifest.pin_digest(text, STABLE_DIGEST)
+    (root / OVERLAY / "inferenceservice.yaml").write_text(text)
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.email", "ci@sentimentops.test")
     git(root, "config", "user.name", "ci")
@@ -90,16 +106,24 @@ def served(repo: Path) -> tuple[str, str]:
     return state.model_version, state.storage_uri
 
 
+def served_digest(repo: Path) -> str:
+    from serving.rollout.manifest import read_state
+
+    digest = read_state((repo / OVERLAY / "inferenceservice.yaml").read_text()).model_digest
+    assert digest
+    return digest
+
+
 @pytest.fixture()
-def registry_with_challenger(mlflow_client: object, served: tuple[str, str]) -> str:
+def registry_with_challenger(mlflow_client: object, served: tuple[str, str], repo: Path) -> str:
     """v<served> is champion (its source is the overlay's storageUri); the next version is challenger."""
     version, uri = served
     client = mlflow_client
     created = None
     while created is None or int(created.version) < int(version):  # registry versions are sequential
-        created = client.create_model_version(MODEL, source=uri)
+        created = client.create_model_version(MODEL, source=uri, tags={"model_digest": served_digest(repo)})
     client.set_registered_model_alias(MODEL, "champion", version)
-    challenger = client.create_model_version(MODEL, source=NEW_URI, tags={"model_digest": "sha256:abc"})
+    challenger = client.create_model_version(MODEL, source=NEW_URI, tags={"model_digest": NEW_DIGEST})
     client.set_registered_model_alias(MODEL, "challenger", challenger.version)
     return str(challenger.version)
 
@@ -136,17 +160,23 @@ def test_propose_writes_exactly_the_canary_and_rerun_is_noop(
     repo: Path, cli: Cli, registry_with_challenger: str, served: tuple[str, str]
 ) -> None:
     stable_version, stable_uri = served
+    stable_digest = served_digest(repo)
     code, out, err = cli("propose", "--canary-traffic-percent", "10")
     assert code == 0, err
-    assert changed_lines(repo) == [
-        f'-    sentimentops.io/model-version: "{stable_version}"',
-        f'+    sentimentops.io/model-version: "{registry_with_challenger}"',
-        f'+    sentimentops.io/stable-model-version: "{stable_version}"',
-        f"+    sentimentops.io/stable-storage-uri: {stable_uri}",
-        "+    canaryTrafficPercent: 10",
-        f"-      storageUri: {stable_uri}",
-        f"+      storageUri: {NEW_URI}",
-    ]
+    assert changed_lines(repo) == lines(
+        f'-sentimentops.io/model-version: "{stable_version}"',
+        f'+sentimentops.io/model-version: "{registry_with_challenger}"',
+        f'+sentimentops.io/stable-model-version: "{stable_version}"',
+        f"+sentimentops.io/stable-storage-uri: {stable_uri}",
+        f'+sentimentops.io/stable-model-digest: "{stable_digest}"',
+        f'-sentimentops.io/model-digest: "{stable_digest}"',
+        f'+sentimentops.io/model-digest: "{NEW_DIGEST}"',
+        "+canaryTrafficPercent: 10",
+        f"-storageUri: {stable_uri}",
+        f"+storageUri: {NEW_URI}",
+        f'-value: "{stable_digest}"',
+        f'+value: "{NEW_DIGEST}"',
+    )
     assert "wrote" in out
     commit_all(repo, "propose")
 
@@ -157,35 +187,43 @@ def test_propose_writes_exactly_the_canary_and_rerun_is_noop(
     # Ramp: only the percent changes.
     code, _, _ = cli("propose", "--canary-traffic-percent", "25")
     assert code == 0
-    assert changed_lines(repo) == ["-    canaryTrafficPercent: 10", "+    canaryTrafficPercent: 25"]
+    assert changed_lines(repo) == lines("-canaryTrafficPercent: 10", "+canaryTrafficPercent: 25")
 
 
 def test_promote_moves_champion_and_keeps_the_canary_model(
     repo: Path, cli: Cli, mlflow_client: object, registry_with_challenger: str, served: tuple[str, str]
 ) -> None:
     stable_version, stable_uri = served
+    stable_digest = served_digest(repo)
     assert cli("propose")[0] == 0
     commit_all(repo, "propose")
 
     code, out, err = cli("promote")
     assert code == 0, err
-    assert changed_lines(repo) == [
-        f'-    sentimentops.io/stable-model-version: "{stable_version}"',
-        f"-    sentimentops.io/stable-storage-uri: {stable_uri}",
-        "-    canaryTrafficPercent: 10",
-    ]
+    assert changed_lines(repo) == lines(
+        f'-sentimentops.io/stable-model-version: "{stable_version}"',
+        f"-sentimentops.io/stable-storage-uri: {stable_uri}",
+        f'-sentimentops.io/stable-model-digest: "{stable_digest}"',
+        "-canaryTrafficPercent: 10",
+    )
     assert alias(mlflow_client, "champion") == registry_with_challenger
     assert f"champion: version {stable_version} -> {registry_with_challenger}" in out
     commit_all(repo, "promote")
 
     # Against the commit before the canary, only the served model changed.
     diff = git(repo, "diff", "-U0", "HEAD~2", "--", str(OVERLAY)).splitlines()
-    assert [x for x in diff if x[:1] in "+-" and not x.startswith(("+++", "---"))] == [
-        f'-    sentimentops.io/model-version: "{stable_version}"',
-        f'+    sentimentops.io/model-version: "{registry_with_challenger}"',
-        f"-      storageUri: {stable_uri}",
-        f"+      storageUri: {NEW_URI}",
-    ]
+    assert sorted(
+        x[0] + x[1:].strip() for x in diff if x[:1] in "+-" and not x.startswith(("+++", "---"))
+    ) == lines(
+        f'-sentimentops.io/model-version: "{stable_version}"',
+        f'+sentimentops.io/model-version: "{registry_with_challenger}"',
+        f'-sentimentops.io/model-digest: "{stable_digest}"',
+        f'+sentimentops.io/model-digest: "{NEW_DIGEST}"',
+        f"-storageUri: {stable_uri}",
+        f"+storageUri: {NEW_URI}",
+        f'-value: "{stable_digest}"',
+        f'+value: "{NEW_DIGEST}"',
+    )
     for command in ("promote", "rollback", "propose"):  # all no-ops now
         code, out, err = cli(command)
         assert code == 0 and "unchanged" in out, (command, out, err)
@@ -244,8 +282,47 @@ def test_propose_refuses_an_artifact_uri_kserve_cannot_load(
     version = mlflow_client.create_model_version(MODEL, source="mlflow-artifacts:/1/abc/artifacts/model")
     mlflow_client.set_registered_model_alias(MODEL, "challenger", version.version)
     code, _, err = cli("propose")
-    assert code == 1 and "scheme 'mlflow-artifacts' is not one KServe can load" in err
+    assert code == 1 and "scheme 'mlflow-artifacts' is not allowed (allowed: gs)" in err
     assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    ("source", "tags", "message"),
+    [
+        (
+            "https://storage.googleapis.com/b/model",
+            {"model_digest": NEW_DIGEST},
+            "scheme 'https' is not allowed",
+        ),
+        ("gs://b/../other/model", {"model_digest": NEW_DIGEST}, "holds '.', '..'"),
+        ("gs://b/model?generation=1", {"model_digest": NEW_DIGEST}, "query"),
+        (NEW_URI, {}, "has no 'model_digest' tag"),
+        (NEW_URI, {"model_digest": "sha256:abc"}, "must be 64 lowercase hex"),
+    ],
+)
+def test_propose_refuses_unchecked_uris_and_missing_digests(
+    repo: Path, cli: Cli, mlflow_client: object, source: str, tags: dict[str, str], message: str
+) -> None:
+    version = mlflow_client.create_model_version(MODEL, source=source, tags=tags)
+    mlflow_client.set_registered_model_alias(MODEL, "challenger", version.version)
+    code, _, err = cli("propose")
+    assert code == 1 and message in err, err
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_promote_refuses_an_overlay_whose_digest_is_not_the_registry_s(
+    repo: Path, cli: Cli, mlflow_client: object, registry_with_challenger: str
+) -> None:
+    """Someone edits the pinned digest in Git after propose: promote refuses and moves nothing."""
+    from serving.rollout import manifest
+
+    assert cli("propose")[0] == 0
+    path = repo / OVERLAY / "inferenceservice.yaml"
+    path.write_text(manifest.pin_digest(path.read_text(), "d" * 64))
+    commit_all(repo, "tamper")
+    code, _, err = cli("promote")
+    assert code == 1 and "is registered with" in err, err
+    assert alias(mlflow_client, "champion") != registry_with_challenger
 
 
 def test_propose_refuses_a_second_canary(
@@ -253,7 +330,9 @@ def test_propose_refuses_a_second_canary(
 ) -> None:
     assert cli("propose")[0] == 0
     commit_all(repo, "propose")
-    newer = mlflow_client.create_model_version(MODEL, source=NEW_URI.replace("fedcba", "abcdef"))
+    newer = mlflow_client.create_model_version(
+        MODEL, source=NEW_URI.replace("fedcba", "abcdef"), tags={"model_digest": "e" * 64}
+    )
     mlflow_client.set_registered_model_alias(MODEL, "challenger", newer.version)
     code, _, err = cli("propose")
     assert code == 1 and "already rolled out" in err
