@@ -24,6 +24,7 @@ from components.common.artifacts import (
     MANIFEST_NAME,
     ArtifactError,
     atomic_write_bytes,
+    check_digest_format,
     fetch_dir,
     is_remote,
     local_path,
@@ -63,7 +64,11 @@ class BatchScoreSettings(TrackingSettings):
     text_column: str = Field("text", description="column holding the texts")
     batch_size: int = Field(256, ge=1, description="texts per forward pass")
     expected_digest: str | None = Field(
-        None, description="for a directory model: refuse it unless its manifest digest matches"
+        None,
+        description="for a directory model (required): the registry's model_digest it must hash to exactly",
+    )
+    allow_unpinned_model: bool = Field(
+        False, description="local use only: score with a directory model without an expected digest"
     )
     device: str | None = Field(None, description="torch device for transformer models (default: cuda if any)")
 
@@ -164,12 +169,18 @@ def _registry_model(settings: BatchScoreSettings) -> LoadedModel:
         raise ArtifactError(
             f"{name} version {version.version} has no {registry.DIGEST_TAG} tag: refusing an unverified model"
         )
+    check_digest_format(digest, f"{name} version {version.version}'s {registry.DIGEST_TAG}")
     path = registry.download_version(version)
     model = load_model(path, expected_digest=digest, device=settings.device)
     return LoadedModel(model, name, str(version.version), model.manifest.digest, str(version.source))
 
 
 def _directory_model(settings: BatchScoreSettings) -> LoadedModel:
+    if settings.expected_digest is None and not settings.allow_unpinned_model:
+        raise ArtifactError(
+            "a directory model needs --expected-digest (the registry's model_digest); "
+            "--allow-unpinned-model for local use only"
+        )
     path = fetch_dir(settings.model_uri)
     # A training step's output folder holds the model directory under model/.
     if not (path / MANIFEST_NAME).is_file() and (path / "model" / MANIFEST_NAME).is_file():

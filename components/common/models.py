@@ -61,6 +61,7 @@ SKOPS_ALLOWED_TYPES = frozenset(
     {
         "sklearn.pipeline.Pipeline",
         "sklearn.feature_extraction.text.TfidfVectorizer",
+        "sklearn.feature_extraction.text.HashingVectorizer",
         "sklearn.feature_extraction.text.TfidfTransformer",
         "sklearn.linear_model._logistic.LogisticRegression",
         "numpy.ndarray",

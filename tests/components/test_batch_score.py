@@ -128,6 +128,15 @@ def test_wrong_expected_digest_and_bad_inputs_are_refused(
     assert not reviews_csv.with_name("reviews.predictions.parquet").exists()
 
 
+def test_directory_model_without_a_pinned_digest_is_refused(
+    reviews_csv: Path, baseline_model_dir: Path
+) -> None:
+    """The artifact's own manifest is not enough: a directory model needs the registry's digest."""
+    with pytest.raises(ArtifactError, match="needs --expected-digest"):
+        batch_score(BatchScoreSettings(dataset_uri=str(reviews_csv), model_uri=str(baseline_model_dir)))
+    assert not reviews_csv.with_name("reviews.predictions.parquet").exists()
+
+
 def _register(model_dir: Path, tracking_uri: str, digest: str | None, alias: str = "champion") -> str:
     """Register ``model_dir`` as the register step does: run artifact model/, digest tag, alias."""
     import mlflow
