@@ -69,15 +69,25 @@ def parse_model_uri(uri: str) -> tuple[str, str]:
     return name, alias
 
 
+def load_verified(version: Any, device: str | None = None) -> Any:
+    """Download a model version and load it only if its files hash to the version's recorded
+    ``model_digest`` (required: a version without one is refused, never loaded unchecked)."""
+    from components.common.artifacts import check_digest_format
+    from components.common.models import load_model
+
+    digest = (version.tags or {}).get(DIGEST_TAG)
+    if not digest:
+        raise ArtifactError(f"model version {version.version} has no {DIGEST_TAG!r} tag; refusing to load it")
+    check_digest_format(digest, f"model version {version.version}'s {DIGEST_TAG}")
+    return load_model(download_version(version), expected_digest=digest, device=device)
+
+
 def load_by_alias(
     settings: TrackingSettings, name: str, alias: str, device: str | None = None
 ) -> tuple[Any, Any]:
     """Download and load the version holding ``alias`` after checking its recorded digest: (model, version)."""
-    from components.common.models import load_model
-
     mlflow_client = client(settings)
     version = version_by_alias(mlflow_client, name, alias)
     if version is None:
         raise ArtifactError(f"registered model {name!r} has no version with alias {alias!r}")
-    path = download_version(version)
-    return load_model(path, expected_digest=version.tags.get(DIGEST_TAG), device=device), version
+    return load_verified(version, device=device), version

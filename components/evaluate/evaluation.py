@@ -165,8 +165,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
         mlflow_client = registry.client(settings)
         version = registry.version_by_alias(mlflow_client, settings.registered_model, registry.CHAMPION)
         if version is not None:
-            path = registry.download_version(version)
-            champion = load_model(path, expected_digest=version.tags.get(registry.DIGEST_TAG))
+            champion = registry.load_verified(version)  # refused unless it hashes to its model_digest
             evaluation = score_model("champion", champion, texts, labels, settings, out)
             evaluation.registry_version = str(version.version)
             result.models["champion"] = evaluation

@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from components.common.settings import ComponentError
 from monitoring.drift import features as feats
 from monitoring.drift.logs import parse_ts, read_window
 from monitoring.drift.push import push_metrics
+from monitoring.drift.reference import resolve_reference
 from monitoring.drift.settings import DriftSettings
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class DriftResult:
     prediction: dict[str, float] = field(default_factory=dict)
     other_versions: dict[str, int] = field(default_factory=dict)
     bad_lines: int = 0
+    bad_line_reasons: dict[str, int] = field(default_factory=dict)
+    rows_capped: bool = False
     files_read: int = 0
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -143,11 +147,8 @@ def _reference_predictions(settings: DriftSettings, texts: list[str], dataset_ha
     """
     import hashlib
 
-    from components.common.artifacts import fetch_dir, read_manifest
-    from components.common.models import load_model
-
-    model_dir = fetch_dir(settings.model_uri or "")
-    digest = read_manifest(model_dir).digest.removeprefix("sha256:")[:16]
+    full_digest, load = _verified_model(settings)
+    digest = full_digest[:16]
     texts_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     cache = f"{settings.log_root.rstrip('/')}/{settings.model_name}/drift/reference-cache/{digest}-{texts_hash}.parquet"
     try:
@@ -156,12 +157,51 @@ def _reference_predictions(settings: DriftSettings, texts: list[str], dataset_ha
             return cached["probability"].to_numpy(dtype=float)
     except Exception:  # absent or unreadable cache: recompute
         log.info("no usable reference prediction cache at %s", cache)
-    probabilities = np.asarray(load_model(model_dir).predict_proba(texts), dtype=float)
+    probabilities = np.asarray(load().predict_proba(texts), dtype=float)
     try:
         datalib.write_validated(pd.DataFrame({"text": texts, "probability": probabilities}), cache)
     except Exception as exc:  # a read-only sink must not fail the run
         log.warning("cannot write reference prediction cache %s: %s", cache, exc)
     return probabilities
+
+
+def _verified_model(settings: DriftSettings) -> tuple[str, Callable[[], Any]]:
+    """(the reference model's digest, a loader for it), after its files were checked against the
+    registry's digest: from the registry (``models:/<name>@<alias>``) or a directory pinned by
+    ``model_digest``. The model itself is loaded only when the prediction cache misses."""
+    from components.common import registry
+    from components.common.artifacts import ArtifactError, check_digest_format, fetch_dir, verify_manifest
+    from components.common.settings import TrackingSettings
+
+    uri = settings.model_uri or ""
+    expected = settings.model_digest
+    if uri.startswith("models:/"):
+        name, alias = registry.parse_model_uri(uri)
+        version = registry.version_by_alias(registry.client(TrackingSettings()), name, alias)
+        if version is None:
+            raise ArtifactError(f"registered model {name!r} has no version with alias {alias!r}")
+        recorded = (version.tags or {}).get(registry.DIGEST_TAG)
+        if not recorded:
+            raise ArtifactError(f"{uri} (version {version.version}) has no {registry.DIGEST_TAG!r} tag")
+        if expected is not None and expected != recorded:
+            raise ArtifactError(f"{uri} is registered with another digest than --model-digest")
+        expected = check_digest_format(recorded)
+        path = registry.download_version(version)
+    else:
+        if expected is None and not settings.allow_unpinned_model:
+            raise ArtifactError(
+                "a model directory needs --model-digest (the registry's model_digest); "
+                "or use --model-uri models:/<name>@<alias>"
+            )
+        path = fetch_dir(uri)
+    digest = verify_manifest(path, expected).digest
+
+    def load() -> Any:
+        from components.common.models import load_model
+
+        return load_model(path, expected_digest=digest)  # verified again right before the load
+
+    return digest, load
 
 
 def _evidently_scores(
@@ -231,12 +271,16 @@ def run_drift(settings: DriftSettings, now: datetime | None = None) -> DriftResu
     started = time.perf_counter()
     start, end = window_bounds(settings, now)
     output_uri = (settings.output_uri or default_output_uri(settings, end)).rstrip("/")
-    window = read_window(settings.log_root, settings.model_name, start, end)
+    window = read_window(
+        settings.log_root, settings.model_name, start, end, settings.max_line_bytes, settings.max_rows
+    )
     current_all = window.frame
     version = settings.model_version
     if version is None and window.versions:
         version = max(window.versions, key=lambda v: (window.versions[v], v))
     current = current_all[current_all["model_version"] == version] if version is not None else current_all
+    if len(current) >= settings.min_rows:
+        settings = resolve_reference(settings, version)
     result = DriftResult(
         status=STATUS_OK,
         model_name=settings.model_name,
@@ -247,12 +291,16 @@ def run_drift(settings: DriftSettings, now: datetime | None = None) -> DriftResu
         reference_rows=0,
         other_versions={v: n for v, n in window.versions.items() if v != version},
         bad_lines=window.bad_lines,
+        bad_line_reasons=window.bad_reasons,
+        rows_capped=window.rows_capped,
         files_read=window.files,
         settings=settings.model_dump(),
         output_uri=output_uri,
     )
     if window.bad_lines:
-        result.warnings.append(f"{window.bad_lines} malformed log line(s) skipped")
+        result.warnings.append(f"{window.bad_lines} malformed log line(s) skipped: {window.bad_reasons}")
+    if window.rows_capped:
+        result.warnings.append(f"more than {settings.max_rows} rows in the window: the rest was not read")
     snapshots: dict[str, Any] = {}
     if len(current) < settings.min_rows:
         result.status = STATUS_INSUFFICIENT

@@ -9,17 +9,28 @@ and is skipped.
 from __future__ import annotations
 
 import json
+import logging
+import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
 from components.common.artifacts import atomic_write_bytes, is_remote, local_path
 
+log = logging.getLogger(__name__)
+
 LOG_COLUMNS = ("ts", "request_id", "model_name", "model_version", "text", "label", "probability")
+
+
+MAX_LINE_BYTES = 64 * 1024  # a record holds one text of at most 2000 characters (serving's cap)
+MAX_TEXT_CHARS = 10_000
+MAX_FIELD_CHARS = 1024
+MAX_ROWS = 2_000_000
 
 
 @dataclass
@@ -31,6 +42,73 @@ class LogWindow:
     bad_lines: int = 0
     outside_window: int = 0
     versions: dict[str, int] = field(default_factory=dict)
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    rows_capped: bool = False
+
+
+class BadRecord(ValueError):
+    """A log line that is not a contract record; ``reason`` is its short category."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _short_text(value: Any, name: str, limit: int = MAX_FIELD_CHARS) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadRecord(f"{name}_type")
+    text = str(value)
+    if len(text) > limit:
+        raise BadRecord(f"{name}_too_long")
+    return text
+
+
+def parse_record(line: bytes, model_name: str) -> tuple[datetime, dict[str, Any]]:
+    """One log line as (timestamp, row), or BadRecord with the reason. Never raises anything else."""
+    try:
+        decoded = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRecord("invalid_utf8") from None
+    try:
+        record = json.loads(decoded)
+    except (ValueError, RecursionError):  # JSONDecodeError, >4300-digit integers
+        raise BadRecord("invalid_json") from None
+    if not isinstance(record, dict):
+        raise BadRecord("not_an_object")
+    ts_value = record.get("ts")
+    if not isinstance(ts_value, str) or len(ts_value) > 64:
+        raise BadRecord("ts_type")
+    try:
+        ts = parse_ts(ts_value)
+    except (ValueError, OverflowError):
+        raise BadRecord("ts_value") from None
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRecord("text_type")
+    if len(text) > MAX_TEXT_CHARS:
+        raise BadRecord("text_too_long")
+    probability = record.get("probability")
+    if isinstance(probability, bool) or not isinstance(probability, int | float):
+        raise BadRecord("probability_type")
+    try:
+        probability = float(probability)
+    except OverflowError:  # a 400-digit integer
+        raise BadRecord("probability_value") from None
+    if not math.isfinite(probability) or not 0.0 <= probability <= 1.0:
+        raise BadRecord("probability_value")
+    label = record.get("label", int(probability >= 0.5))
+    if isinstance(label, bool) or label not in (0, 1):
+        raise BadRecord("label_value")
+    row = {
+        "ts": ts,
+        "request_id": _short_text(record.get("request_id", ""), "request_id"),
+        "model_name": _short_text(record.get("model_name", model_name), "model_name"),
+        "model_version": _short_text(record.get("model_version", ""), "model_version"),
+        "text": text,
+        "label": int(label),
+        "probability": probability,
+    }
+    return ts, row
 
 
 def parse_ts(value: str) -> datetime:
@@ -61,57 +139,80 @@ def _list_files(sink: str, model_name: str, partition: str) -> list[str]:
     return sorted(str(p) for p in folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
-def _read_lines(path: str) -> Iterator[str]:
+def _open_binary(path: str) -> BinaryIO:
     if is_remote(path):
         import fsspec
 
-        with fsspec.open(path, "rt", encoding="utf-8") as handle:
-            yield from handle
-        return
-    with open(local_path(path), encoding="utf-8") as handle:
-        yield from handle
+        return fsspec.open(path, "rb").open()
+    return open(local_path(path), "rb")  # noqa: SIM115 (closed by the caller)
 
 
-def read_window(sink: str, model_name: str, start: datetime, end: datetime) -> LogWindow:
-    """All well-formed records of ``model_name`` with ``start <= ts < end``.
+def _read_lines(path: str, max_line_bytes: int) -> Iterator[bytes | None]:
+    """The file's lines as bytes; a line longer than ``max_line_bytes`` is consumed in bounded pieces and
+    yielded as None (never held in memory whole)."""
+    with _open_binary(path) as handle:
+        while True:
+            line = handle.readline(max_line_bytes + 1)
+            if not line:
+                return
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                while True:  # skip the rest of the overlong line
+                    rest = handle.readline(max_line_bytes)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+                yield None
+                continue
+            yield line
 
-    Malformed lines (bad JSON, missing fields, wrong types) are counted in ``bad_lines`` and skipped: one
-    broken record must not stop the monitoring of the others.
+
+def read_window(
+    sink: str,
+    model_name: str,
+    start: datetime,
+    end: datetime,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_rows: int = MAX_ROWS,
+) -> LogWindow:
+    """All well-formed records of ``model_name`` with ``start <= ts < end`` (at most ``max_rows``).
+
+    Malformed lines (not UTF-8, not JSON, missing fields, wrong types or values, longer than
+    ``max_line_bytes``) are counted in ``bad_lines`` (by reason in ``bad_reasons``) and skipped: one broken
+    record must not stop the monitoring of the others. An unreadable file counts as one bad line.
     """
     rows: list[dict[str, Any]] = []
     window = LogWindow(frame=pd.DataFrame(columns=list(LOG_COLUMNS)))
+    reasons: Counter[str] = Counter()
     for partition in hour_partitions(start, end):
         for path in _list_files(sink, model_name, partition):
             if Path(path).name.startswith("."):
                 continue
+            if window.rows_capped:
+                break
             window.files += 1
-            for line in _read_lines(path):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    ts = parse_ts(record["ts"])
-                    text = record["text"]
-                    probability = float(record["probability"])
-                    if not isinstance(text, str) or not 0.0 <= probability <= 1.0:
-                        raise ValueError("bad text or probability")
-                except (ValueError, KeyError, TypeError):
-                    window.bad_lines += 1
-                    continue
-                if not start <= ts < end:
-                    window.outside_window += 1
-                    continue
-                rows.append(
-                    {
-                        "ts": ts,
-                        "request_id": record.get("request_id"),
-                        "model_name": record.get("model_name", model_name),
-                        "model_version": str(record.get("model_version", "")),
-                        "text": text,
-                        "label": int(record.get("label", int(probability >= 0.5))),
-                        "probability": probability,
-                    }
-                )
+            try:
+                for line in _read_lines(path, max_line_bytes):
+                    if line is None:
+                        reasons["line_too_long"] += 1
+                        continue
+                    if not line.strip():
+                        continue
+                    try:
+                        ts, row = parse_record(line, model_name)
+                    except BadRecord as exc:
+                        reasons[exc.reason] += 1
+                        continue
+                    if not start <= ts < end:
+                        window.outside_window += 1
+                        continue
+                    if len(rows) >= max_rows:
+                        window.rows_capped = True
+                        break
+                    rows.append(row)
+            except OSError as exc:
+                log.warning("cannot read payload log %s: %s", path, exc)
+                reasons["unreadable_file"] += 1
+    window.bad_reasons = dict(sorted(reasons.items()))
+    window.bad_lines = sum(reasons.values())
     if rows:
         window.frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
         window.versions = {str(k): int(v) for k, v in window.frame["model_version"].value_counts().items()}

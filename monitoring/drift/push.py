@@ -32,6 +32,11 @@ def build_registry(result: DriftResult, now: float | None = None) -> CollectorRe
         result.current_rows
     )
     Gauge(
+        "sentiment_drift_malformed_lines",
+        "payload log lines skipped as malformed in the last run",
+        registry=registry,
+    ).set(result.bad_lines)
+    Gauge(
         "sentiment_drift_insufficient_data",
         "1 if the last run had too few rows to test drift",
         registry=registry,

@@ -40,8 +40,20 @@ class DriftSettings(ComponentSettings):
     )
     reference_split: str = Field("train", description="split used as reference (train|validation|test|all)")
     model_uri: str | None = Field(
-        None, description="model directory for predictions on the reference (when it has no probability)"
+        None,
+        description="model for predictions on the reference (when it has no probability): models:/<name>@<alias> "
+        "(checked against the registry's model_digest) or a model directory (needs --model-digest)",
     )
+    model_digest: str | None = Field(
+        None, description="the registry's model_digest a model directory must hash to exactly"
+    )
+    allow_unpinned_model: bool = Field(
+        False, description="local use only: a model directory without --model-digest"
+    )
+    max_line_bytes: int = Field(
+        64 * 1024, ge=1024, description="longer payload log lines are skipped and counted as malformed"
+    )
+    max_rows: int = Field(2_000_000, ge=1, description="payload rows read per run; beyond this, ignored")
     output_uri: str | None = Field(
         None, description="where report.html and summary.json go (default: <log_root>/<model>/drift/<end>)"
     )

@@ -33,10 +33,52 @@ def _log(root: Path, texts: list[str], probs: np.ndarray, version: str = "3", ho
     )
 
 
+def _hostile_lines() -> list[bytes]:
+    """Malformed payload log lines, one per kind seen in the wild or in the security review."""
+    ok = {"ts": "2026-11-23T11:00:00Z", "request_id": "r", "model_name": "sentiment", "model_version": "3"}
+    ok |= {"text": "a fine film", "label": 1, "probability": 0.9}
+
+    def with_(**kw: object) -> bytes:
+        return json.dumps(ok | kw).encode()
+
+    raw = json.dumps(ok).encode()
+    return [
+        with_(ts=1763899200),  # numeric ts
+        with_(ts="2026-13-45T99:00:00Z"),
+        with_(ts=None),
+        with_(label="pos"),
+        with_(label=None),
+        with_(label=7),
+        raw.replace(b"0.9", b"9" * 400),  # a 400-digit probability (an integer)
+        raw.replace(b"0.9", b"1" + b"0" * 400 + b".5"),  # 400 digits as a float: inf
+        raw.replace(b"0.9", b"7" * 5000),  # past Python's int-parsing limit
+        raw.replace(b"0.9", b"NaN"),
+        with_(probability="0.9"),
+        with_(probability=True),
+        with_(probability=1.5),
+        raw.replace(b"a fine film", b"caf\xe9 \xff\xfe"),  # invalid UTF-8
+        with_(text=["a", "list"]),
+        with_(text="x" * 100_000),  # an overlong line
+        with_(model_version={"nested": [1, 2]}),
+        b"not json at all",
+        b"[1, 2, 3]",
+        b'{"ts": "2026-11-23T11:00:00Z"',
+        b"\x00\x01\x02",
+        b"[" * 100_000,
+    ]
+
+
 def _settings(root: Path, reference: Path, **kw: object) -> DriftSettings:
     return DriftSettings(
         log_root=str(root), reference_uri=str(reference), window_end=END.isoformat(), window_hours=24, **kw
     )
+
+
+def _digest(model_dir: Path) -> str:
+    """The digest the registry records for ``model_dir`` (the drift job is pinned to it)."""
+    from components.common.artifacts import read_manifest
+
+    return read_manifest(model_dir).digest
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +108,20 @@ def test_rt_test_split_vs_training_reference_is_not_drift(
     tmp_path: Path, rt_validated_dir: Path, rt_test_texts: list[str], baseline_model_dir: Path, model
 ) -> None:
     _log(tmp_path / "logs", rt_test_texts, model.predict_proba(rt_test_texts))
-    result = run_drift(_settings(tmp_path / "logs", rt_validated_dir, model_uri=str(baseline_model_dir)))
+    # 1 % of the lines are malformed: skipped, counted, and the run completes
+    hostile = _hostile_lines()
+    n_bad = max(len(rt_test_texts) // 100, 1)
+    part = tmp_path / "logs" / "sentiment" / "dt=2026-11-23" / "hour=11"
+    part.mkdir(parents=True, exist_ok=True)
+    (part / "mixed.jsonl").write_bytes(b"\n".join(hostile[i % len(hostile)] for i in range(n_bad)) + b"\n")
+    result = run_drift(
+        _settings(
+            tmp_path / "logs",
+            rt_validated_dir,
+            model_uri=str(baseline_model_dir),
+            model_digest=_digest(baseline_model_dir),
+        )
+    )
     assert result.status == "ok" and result.current_rows == len(rt_test_texts)
     assert result.reference_rows > 8000
     assert set(result.features) == {
@@ -83,6 +138,7 @@ def test_rt_test_split_vs_training_reference_is_not_drift(
     assert out.parent == tmp_path / "logs" / "sentiment" / "drift"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["drift_detected"] is False and summary["model_version"] == "3"
+    assert summary["bad_lines"] == n_bad and sum(summary["bad_line_reasons"].values()) == n_bad
     assert (out / "report.html").stat().st_size > 10_000 and (out / "text_report.html").exists()
 
 
@@ -90,7 +146,14 @@ def test_out_of_domain_reviews_are_flagged(
     tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str], baseline_model_dir: Path, model
 ) -> None:
     _log(tmp_path / "logs", ood_texts, model.predict_proba(ood_texts))
-    result = run_drift(_settings(tmp_path / "logs", rt_validated_dir, model_uri=str(baseline_model_dir)))
+    result = run_drift(
+        _settings(
+            tmp_path / "logs",
+            rt_validated_dir,
+            model_uri=str(baseline_model_dir),
+            model_digest=_digest(baseline_model_dir),
+        )
+    )
     assert result.drift_detected is True
     drifted = {name for name, f in result.features.items() if f.drifted}
     assert {"length_chars", "word_count", "text"} <= drifted
@@ -181,10 +244,26 @@ def _metrics_text(url: str) -> str:
 def test_push_to_a_real_pushgateway(
     tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str], pushgateway: str
 ) -> None:
+    """A full run over logs of which 1 % are malformed lines: it completes, and summary.json and the
+    pushed metrics report how many lines were skipped."""
     _log(tmp_path / "logs", ood_texts, np.full(len(ood_texts), 0.7))
+    hostile = _hostile_lines()
+    n_bad = max(len(ood_texts) // 100, len(hostile))
+    bad = [hostile[i % len(hostile)] for i in range(n_bad)]
+    part = tmp_path / "logs" / "sentiment" / "dt=2026-11-23" / "hour=11"
+    part.mkdir(parents=True, exist_ok=True)
+    (part / "mixed.jsonl").write_bytes(b"\n".join(bad) + b"\n")
     result = run_drift(_settings(tmp_path / "logs", rt_validated_dir, pushgateway_url=pushgateway))
+    assert result.status == "ok" and result.current_rows == len(ood_texts)
+    assert result.bad_lines == n_bad and sum(result.bad_line_reasons.values()) == n_bad
+    summary = json.loads((Path(result.output_uri) / "summary.json").read_text())
+    assert summary["bad_lines"] == n_bad and summary["bad_line_reasons"]["line_too_long"] >= 1
     assert result.pushed is True and result.push_error is None
     text = _metrics_text(pushgateway)
+    assert (
+        f'sentiment_drift_malformed_lines{{instance="",job="sentiment_drift",model_name="sentiment"}} {n_bad}'
+        in text
+    )
     assert 'sentiment_drift_detected{instance="",job="sentiment_drift",model_name="sentiment"} 1' in text
     assert (
         'sentiment_drift_feature_score{feature="text",instance="",job="sentiment_drift",model_name="sentiment"}'
@@ -204,6 +283,69 @@ def test_push_to_a_real_pushgateway(
         in text
     )
     assert 'sentiment_drift_detected{instance="",job="sentiment_drift",model_name="sentiment"} 0' in text
+
+
+def test_every_hostile_line_is_skipped_and_counted(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    texts = [f"text {i}" for i in range(20)]
+    write_log_file(
+        root,
+        "sentiment",
+        records_for(texts, np.full(20, 0.8), END - timedelta(hours=2), timedelta(minutes=1)),
+    )
+    hostile = _hostile_lines()
+    part = root / "sentiment" / "dt=2026-11-23" / "hour=11"
+    part.mkdir(parents=True, exist_ok=True)
+    (part / "hostile.jsonl").write_bytes(b"\n".join(hostile))  # the last line has no newline
+    window = read_window(str(root), "sentiment", END - timedelta(hours=24), END)
+    assert len(window.frame) == 20
+    assert window.bad_lines == len(hostile), window.bad_reasons
+    assert window.bad_reasons["line_too_long"] == 2 and window.bad_reasons["invalid_utf8"] == 1
+
+
+def test_rows_and_line_length_are_capped(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    texts = [f"text {i}" for i in range(50)]
+    write_log_file(
+        root,
+        "sentiment",
+        records_for(texts, np.full(50, 0.8), END - timedelta(hours=2), timedelta(minutes=1)),
+    )
+    window = read_window(str(root), "sentiment", END - timedelta(hours=24), END, max_rows=10)
+    assert len(window.frame) == 10 and window.rows_capped
+    window = read_window(str(root), "sentiment", END - timedelta(hours=24), END, max_line_bytes=100)
+    assert len(window.frame) == 0 and window.bad_reasons == {"line_too_long": 50}
+
+
+def test_mutation_without_the_record_check_a_bad_line_stops_the_run(tmp_path: Path) -> None:
+    """The old reader: a numeric ts raised outside the skip path and aborted the whole read."""
+    from monitoring.drift import logs
+    from tests.mutation import mutant
+
+    root = tmp_path / "logs"
+    part = root / "sentiment" / "dt=2026-11-23" / "hour=11"
+    part.mkdir(parents=True)
+    (part / "a.jsonl").write_bytes(_hostile_lines()[0] + b"\n")
+    assert read_window(str(root), "sentiment", END - timedelta(hours=24), END).bad_lines == 1
+    weak = mutant(logs, "if not isinstance(ts_value, str) or len(ts_value) > 64:", "if False:")
+    with pytest.raises(AttributeError):
+        weak.read_window(str(root), "sentiment", END - timedelta(hours=24), END)
+
+
+def test_reference_model_directory_needs_the_pinned_digest(
+    tmp_path: Path, rt_validated_dir: Path, baseline_model_dir: Path
+) -> None:
+    from components.common.artifacts import ArtifactError
+    from monitoring.drift.job import load_reference
+
+    with pytest.raises(ArtifactError, match="needs --model-digest"):
+        load_reference(_settings(tmp_path / "logs", rt_validated_dir, model_uri=str(baseline_model_dir)))
+    with pytest.raises(ArtifactError, match="does not match the registered"):
+        load_reference(
+            _settings(
+                tmp_path / "logs", rt_validated_dir, model_uri=str(baseline_model_dir), model_digest="0" * 64
+            )
+        )
 
 
 def test_pushgateway_down_still_writes_outputs_and_exits_nonzero(
@@ -249,7 +391,12 @@ def test_reference_predictions_are_cached_per_model(
     import components.common.models as models
     from monitoring.drift.job import load_reference
 
-    settings = _settings(tmp_path / "logs", rt_validated_dir, model_uri=str(baseline_model_dir))
+    settings = _settings(
+        tmp_path / "logs",
+        rt_validated_dir,
+        model_uri=str(baseline_model_dir),
+        model_digest=_digest(baseline_model_dir),
+    )
     first = load_reference(settings)
     (cache,) = (tmp_path / "logs" / "sentiment" / "drift" / "reference-cache").glob("*.parquet")
 
