@@ -8,13 +8,17 @@ Sources: a local CSV/parquet path, a ``gs://`` (or any fsspec) URI, a Hugging Fa
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import html
 import io
 import json
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,11 +27,26 @@ from components.common.settings import ComponentError
 
 SPLITS = ("train", "validation", "test")
 SMOKE_FRACTION = 0.009  # under 1% of the rows, for CI
+PARQUET_ROW_GROUP = 65_536
 HUB_DATASET_ID = "cornell-movie-review-data/rotten_tomatoes"
 KAGGLE_TEXT_COLUMN = "review_content"
 KAGGLE_LABEL_COLUMN = "review_type"
 KAGGLE_LABELS = {"fresh": 1, "rotten": 0}
-_WHITESPACE = re.compile(r"\s+")
+KAGGLE_GROUP_COLUMN = "rotten_tomatoes_link"
+CANONICAL_COLUMNS = ("text", "label", "split", "group")
+# Why a row is dropped before the gate, in the order they are checked (a row gets the first that applies).
+DROP_REASONS = (
+    "empty",
+    "invalid_label",
+    "invalid_split",
+    "too_short",
+    "too_long",
+    "conflicting_label",
+    "duplicate",
+)
+# Signs of UTF-8 text decoded as cp1252/latin-1 ("â€™", "Ã©") and of HTML entities ("&amp;", "&#39;").
+_MOJIBAKE = re.compile("\u00e2\u20ac|\u00c3[\u0080-\u00bf\u0152-\u2122]|\u00c2[\u00a0-\u00bf]")
+_ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
 # C0/C1 control characters other than whitespace: left over from mis-decoded cp1252 bytes.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -77,22 +96,81 @@ def _read_bytes(uri: str) -> bytes:
         raise DataError(f"cannot read dataset {uri}: {type(exc).__name__}: {exc}") from exc
 
 
-def _read_table(uri: str) -> pd.DataFrame:
+def _open(uri: str) -> Any:
+    import fsspec
+
+    try:
+        return fsspec.open(uri, "rb").open()
+    except FileNotFoundError as exc:
+        raise DataError(f"dataset not found: {uri}") from exc
+    except Exception as exc:  # network/auth errors from gcsfs et al.
+        raise DataError(f"cannot read dataset {uri}: {type(exc).__name__}: {exc}") from exc
+
+
+def _wanted_columns(columns: list[str]) -> list[str]:
+    """The source columns the canonical frame needs (all of them when the layout is unknown)."""
+    if KAGGLE_TEXT_COLUMN in columns and KAGGLE_LABEL_COLUMN in columns:
+        return [c for c in (KAGGLE_TEXT_COLUMN, KAGGLE_LABEL_COLUMN, KAGGLE_GROUP_COLUMN) if c in columns]
+    if {"text", "label"} <= set(columns):
+        return [c for c in CANONICAL_COLUMNS if c in columns]
+    return columns
+
+
+def _utf8_error(uri: str) -> DataError:
     raw = _read_bytes(uri)
-    if uri.lower().endswith((".parquet", ".pq")):
-        return pd.read_parquet(io.BytesIO(raw))
     try:
-        text = raw.decode("utf-8-sig")
+        raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{uri} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "re-encode it as UTF-8"
-        ) from exc
-    sep = "\t" if uri.lower().endswith(".tsv") else ","
+        return DataError(
+            f"{uri} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); re-encode it as UTF-8"
+        )
+    return DataError(f"{uri} is not valid UTF-8; re-encode it as UTF-8")
+
+
+def _read_csv(uri: str, sep: str) -> pd.DataFrame:
+    """Read only the needed columns, as strings, with Arrow's multi-threaded reader (1 M rows in seconds)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with _open(uri) as handle:
+        header = handle.readline().decode("utf-8-sig", errors="replace")
     try:
-        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[])
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{uri} is not a well-formed CSV: {exc}".splitlines()[0]) from exc
+        columns = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
+    except StopIteration:
+        raise DataError(f"{uri} is empty") from None
+    wanted = _wanted_columns(columns)
+    by_stripped = {c.strip(): c for c in next(csv.reader([header], delimiter=sep))}
+    include = [by_stripped[c] for c in wanted]
+    try:
+        with _open(uri) as handle:
+            table = pacsv.read_csv(
+                handle,
+                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=include,
+                    column_types={c: pa.string() for c in include},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+    except pa.ArrowInvalid as exc:
+        if "invalid UTF8" in str(exc):
+            raise _utf8_error(uri) from exc
+        raise DataError(f"{uri} is not a well-formed CSV: {str(exc).splitlines()[0]}") from exc
+    frame = table.to_pandas()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _read_table(uri: str) -> pd.DataFrame:
+    if uri.lower().endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        with _open(uri) as handle:
+            parquet = pq.ParquetFile(handle)
+            wanted = _wanted_columns(parquet.schema_arrow.names)
+            return parquet.read(columns=wanted).to_pandas()
+    return _read_csv(uri, "\t" if uri.lower().endswith(".tsv") else ",")
 
 
 def _read_hub(uri: str) -> pd.DataFrame:
@@ -112,33 +190,89 @@ def _read_hub(uri: str) -> pd.DataFrame:
 
 
 def _from_kaggle(frame: pd.DataFrame) -> pd.DataFrame:
-    labels = frame[KAGGLE_LABEL_COLUMN].astype(str).str.strip().str.lower().map(KAGGLE_LABELS)
-    return pd.DataFrame({"text": frame[KAGGLE_TEXT_COLUMN], "label": labels})
+    """Kaggle critic reviews: Fresh/Rotten become 1/0 (anything else stays as given, and is quarantined)."""
+    given = frame[KAGGLE_LABEL_COLUMN].astype(str)
+    labels = given.str.strip().str.lower().map(KAGGLE_LABELS)
+    out = pd.DataFrame(
+        {"text": frame[KAGGLE_TEXT_COLUMN], "label": labels.astype(object).where(labels.notna(), given)}
+    )
+    if KAGGLE_GROUP_COLUMN in frame.columns:
+        out["group"] = frame[KAGGLE_GROUP_COLUMN]
+    return out
 
 
 def read_raw(uri: str) -> pd.DataFrame:
-    """Read a source into ``text``/``label`` (+ ``split`` when present) columns without cleaning.
+    """Read a source into ``text``/``label`` (+ ``split``, ``group`` when present) columns without cleaning.
 
-    Labels stay as given (strings from CSV) so that validation sees the data as it arrived.
+    Labels stay as given (strings from CSV) so that validation sees the data as it arrived. ``group`` is the
+    unit that must not straddle splits: the film (``rotten_tomatoes_link``) in the Kaggle layout.
     """
     frame = _read_hub(uri) if _is_hub_id(uri) else _read_table(uri)
     frame.columns = [str(c).strip() for c in frame.columns]
     if KAGGLE_TEXT_COLUMN in frame.columns and KAGGLE_LABEL_COLUMN in frame.columns:
         frame = _from_kaggle(frame)
-    keep = [c for c in ("text", "label", "split") if c in frame.columns]
-    return frame[keep].copy() if keep else frame
+    keep = [c for c in CANONICAL_COLUMNS if c in frame.columns]
+    return frame[keep].reset_index(drop=True) if keep else frame
 
 
 def normalise_text(text: str) -> str:
-    """NFC-normalise, drop control characters and collapse whitespace."""
-    text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub(" ", text)
-    return _WHITESPACE.sub(" ", text).strip()
+    """Repair mojibake and HTML entities, NFC-normalise, drop control characters and collapse whitespace."""
+    if _MOJIBAKE.search(text):
+        text = _repair_mojibake(text)
+    if "&" in text and _ENTITY.search(text):
+        text = html.unescape(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _repair_mojibake(text: str) -> str:
+    """UTF-8 bytes that were decoded as cp1252 ("â€™" for "’"): re-encode and decode once, if that works."""
+    for codec in ("cp1252", "latin-1"):
+        try:
+            return text.encode(codec).decode("utf-8")
+        except UnicodeError:
+            continue
+    return text
+
+
+def normalise_texts(texts: pd.Series) -> pd.Series:
+    """:func:`normalise_text` over a column (missing values become empty strings)."""
+    values = texts.where(texts.notna(), "").astype(str)
+    return pd.Series([normalise_text(t) for t in values.tolist()], index=texts.index, dtype=object)
+
+
+def _group_keys(frame: pd.DataFrame) -> pd.Series:
+    """The group of every row; a row without one is a group of its own."""
+    group = frame["group"].where(frame["group"].notna(), "").astype(str).str.strip()
+    alone = "\x00row:" + pd.Series(frame.index.astype(str), index=frame.index)
+    return group.where(group != "", alone)
 
 
 def assign_splits(frame: pd.DataFrame, seed: int, fractions: SplitFractions) -> pd.DataFrame:
-    """Deterministic, label-stratified split for sources that ship without one."""
+    """Deterministic split for sources that ship without one.
+
+    With a ``group`` column (the film) whole groups go to one split, so no film has reviews in two splits;
+    groups are shuffled with ``seed`` and test, then validation take groups until they hold their fraction
+    of the rows. Without groups: a label-stratified random split.
+    """
     rng = np.random.default_rng(seed)
+    out = frame.copy()
+    if "group" in frame.columns:
+        codes, uniques = pd.factorize(_group_keys(frame), sort=True)
+        sizes = np.bincount(codes, minlength=len(uniques))
+        order = rng.permutation(len(uniques))
+        start = np.cumsum(sizes[order]) - sizes[order]
+        n_test = int(round(len(frame) * fractions.test))
+        n_val = int(round(len(frame) * fractions.validation))
+        group_split = np.empty(len(uniques), dtype=object)
+        group_split[order] = np.where(
+            start < n_test, "test", np.where(start < n_test + n_val, "validation", "train")
+        )
+        out["split"] = group_split[codes] if len(frame) else pd.Series([], dtype=object)
+        return out
     split = pd.Series("train", index=frame.index, dtype=object)
     for _, group in frame.groupby("label", sort=True):
         order = rng.permutation(group.index.to_numpy())
@@ -146,41 +280,135 @@ def assign_splits(frame: pd.DataFrame, seed: int, fractions: SplitFractions) -> 
         n_val = int(round(len(order) * fractions.validation))
         split.loc[order[:n_test]] = "test"
         split.loc[order[n_test : n_test + n_val]] = "validation"
-    out = frame.copy()
     out["split"] = split
     return out
 
 
-def clean(frame: pd.DataFrame, seed: int = 42, fractions: SplitFractions | None = None) -> pd.DataFrame:
-    """Canonical frame: normalised text, int labels, no empty or duplicate texts, a split for every row.
+@dataclass
+class CleaningResult:
+    """The cleaned rows and the quarantined ones, each quarantined row with the reason it was dropped."""
 
-    Duplicates are dropped keeping the first occurrence, except texts seen with both labels: those are
-    ambiguous and dropped entirely.
+    cleaned: pd.DataFrame
+    quarantine: pd.DataFrame
+    input_rows: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        found = self.quarantine["reason"].value_counts()
+        return {reason: int(found.get(reason, 0)) for reason in DROP_REASONS}
+
+    @property
+    def shares(self) -> dict[str, float]:
+        total = max(self.input_rows, 1)
+        return {reason: count / total for reason, count in self.counts.items()}
+
+
+def clean_rows(frame: pd.DataFrame, min_chars: int = 2, max_chars: int = 2000) -> CleaningResult:
+    """Normalise every text, then drop (to the quarantine, with a reason) what cannot be trained on.
+
+    Each dropped row gets the first reason that applies, in :data:`DROP_REASONS` order. A text seen with
+    both labels keeps its majority label (one row); on a tie every copy is dropped as ``conflicting_label``.
+    Of identical texts the first is kept, the others are ``duplicate``. Vectorised: 1 M rows in seconds.
     """
     missing = {"text", "label"} - set(frame.columns)
     if missing:
         raise DataError(f"missing required column(s): {', '.join(sorted(missing))}")
-    out = frame.copy()
-    out["text"] = out["text"].fillna("").astype(str).map(normalise_text)
-    out["label"] = pd.to_numeric(out["label"], errors="coerce")
-    out = out[(out["text"] != "") & out["label"].isin([0, 1])]
-    out["label"] = out["label"].astype(int)
-    conflicting = out.groupby("text")["label"].nunique()
-    out = out[~out["text"].isin(conflicting[conflicting > 1].index)]
-    out = out.drop_duplicates(subset="text", keep="first")
-    if "split" in out.columns:
-        out["split"] = out["split"].astype(str).str.strip().str.lower().replace({"valid": "validation"})
-        out = out[out["split"].isin(SPLITS)]
-    else:
-        out = assign_splits(out, seed, fractions or SplitFractions())
-    return out[["text", "label", "split"]].reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    text = normalise_texts(frame["text"])
+    label = pd.to_numeric(frame["label"], errors="coerce")
+    length = text.str.len().to_numpy()
+    reason = np.zeros(n, dtype=np.int8)  # 0 = kept, else 1 + index into DROP_REASONS
+
+    def mark(name: str, mask: np.ndarray) -> None:
+        reason[(reason == 0) & mask] = DROP_REASONS.index(name) + 1
+
+    mark("empty", (text == "").to_numpy())
+    mark("invalid_label", ~label.isin([0, 1]).to_numpy())
+    mark("too_short", length < min_chars)
+    mark("too_long", length > max_chars)
+    split: pd.Series | None = None
+    if "split" in frame.columns:
+        split = (
+            frame["split"]
+            .astype(str)
+            .str.strip()
+            .str.lower()
+            .replace({"valid": "validation", "dev": "validation"})
+        )
+        mark("invalid_split", ~split.isin(SPLITS).to_numpy())
+    kept = reason == 0
+    codes, uniques = pd.factorize(text.where(kept, None))  # dropped rows get code -1
+    valid = codes >= 0
+    positives = np.bincount(codes[valid], weights=label.to_numpy()[valid], minlength=len(uniques))
+    totals = np.bincount(codes[valid], minlength=len(uniques))
+    row_pos, row_tot = positives[np.maximum(codes, 0)], totals[np.maximum(codes, 0)]
+    mixed = valid & (row_pos > 0) & (row_pos < row_tot)
+    majority = np.where(2 * row_pos > row_tot, 1, np.where(2 * row_pos < row_tot, 0, -1))
+    mark("conflicting_label", mixed & (majority != label.fillna(-1).to_numpy()))
+    first = ~pd.Series(np.where(reason == 0, codes, -1 - np.arange(n))).duplicated(keep="first").to_numpy()
+    mark("duplicate", ~first)
+
+    keep = reason == 0
+    cleaned = pd.DataFrame({"text": text[keep].to_numpy(), "label": label[keep].astype(int).to_numpy()})
+    if split is not None:
+        cleaned["split"] = split[keep].to_numpy()
+    if "group" in frame.columns:
+        cleaned["group"] = frame["group"][keep].where(frame["group"][keep].notna(), "").astype(str).to_numpy()
+    dropped = ~keep
+    quarantine = pd.DataFrame(
+        {
+            "row": np.flatnonzero(dropped),
+            "reason": np.asarray(DROP_REASONS, dtype=object)[reason[dropped] - 1] if dropped.any() else [],
+            "text": frame["text"][dropped]
+            .where(frame["text"][dropped].notna(), None)
+            .astype(object)
+            .to_numpy(),
+            "label": frame["label"][dropped].astype(str).to_numpy(),
+        }
+    )
+    if "group" in frame.columns:
+        quarantine["group"] = frame["group"][dropped].astype(str).to_numpy()
+    return CleaningResult(cleaned=cleaned, quarantine=quarantine, input_rows=n)
+
+
+def finish_splits(
+    cleaned: pd.DataFrame, seed: int = 42, fractions: SplitFractions | None = None
+) -> pd.DataFrame:
+    """The canonical frame: keep the source's split, else assign one (by group when there are groups)."""
+    if "split" not in cleaned.columns:
+        cleaned = assign_splits(cleaned, seed, fractions or SplitFractions())
+    columns = ["text", "label", "split"] + (["group"] if "group" in cleaned.columns else [])
+    return cleaned[columns].reset_index(drop=True)
+
+
+def clean(
+    frame: pd.DataFrame,
+    seed: int = 42,
+    fractions: SplitFractions | None = None,
+    min_chars: int = 1,
+    max_chars: int = 10**9,
+) -> pd.DataFrame:
+    """Canonical frame: normalised text, int labels, no empty or duplicate texts, a split for every row.
+
+    Duplicates are dropped keeping the first occurrence; a text seen with both labels keeps its majority
+    label, or is dropped entirely on a tie. What is dropped and why: :func:`clean_rows`.
+    """
+    return finish_splits(clean_rows(frame, min_chars, max_chars).cleaned, seed, fractions)
 
 
 def dataset_hash(frame: pd.DataFrame) -> str:
-    """Content hash of the exact rows used (order included): the dataset version recorded in MLflow."""
+    """Content hash of the exact rows used (order included): the dataset version recorded in MLflow.
+
+    sha256 over ``split\tlabel\ttext\n`` per row, hashed in chunks (the same bytes as row by row).
+    """
     digest = hashlib.sha256()
-    for text, label, split in frame[["text", "label", "split"]].itertuples(index=False):
-        digest.update(f"{split}\t{label}\t{text}\n".encode())
+    for start in range(0, len(frame), 100_000):
+        chunk = frame.iloc[start : start + 100_000]
+        lines = (
+            chunk["split"].astype(str) + "\t" + chunk["label"].astype(int).astype(str) + "\t" + chunk["text"]
+        )
+        digest.update(("\n".join(lines.tolist()) + "\n").encode())
     return "sha256:" + digest.hexdigest()
 
 
@@ -222,9 +450,42 @@ def read_validated(path: str | Path) -> pd.DataFrame:
 
 
 def write_validated(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write the canonical frame as parquet, atomically for local paths."""
+    """Write the canonical frame as parquet (row groups of 64 k rows, so readers can stream), atomically."""
     from components.common.artifacts import atomic_write_bytes
 
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    frame.to_parquet(buffer, index=False, row_group_size=PARQUET_ROW_GROUP)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def iter_split(
+    path: str | Path, split: str, batch_size: int = 4096, columns: tuple[str, ...] = ("text", "label")
+) -> Iterator[pd.DataFrame]:
+    """Stream one split of a validated dataset in batches: memory holds a row group, not the dataset."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    try:
+        handle = fsspec.open(str(path), "rb").open()
+    except FileNotFoundError as exc:
+        raise DataError(f"validated dataset not found: {path} (run validate first)") from exc
+    with handle:
+        parquet = pq.ParquetFile(handle)
+        for batch in parquet.iter_batches(batch_size=batch_size, columns=[*columns, "split"]):
+            frame = batch.to_pandas()
+            frame = frame[frame["split"] == split]
+            if len(frame):
+                yield frame[list(columns)].reset_index(drop=True)
+
+
+def read_summary(validated_dir: str | Path) -> DatasetSummary:
+    """The summary ``validate`` wrote beside the dataset (hash, split sizes) without reading the dataset."""
+    import fsspec
+
+    path = f"{str(validated_dir).rstrip('/')}/dataset.json"
+    try:
+        with fsspec.open(path, "r") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return summarise(read_validated(f"{str(validated_dir).rstrip('/')}/dataset.parquet"))
+    return DatasetSummary(**{k: data[k] for k in ("dataset_hash", "rows", "split_sizes", "positive_share")})

@@ -73,6 +73,11 @@ def _is_bool(annotation: Any) -> bool:
     return annotation is bool or (get_origin(annotation) is not None and bool in get_args(annotation))
 
 
+def help_escape(text: str) -> str:
+    """argparse %-formats help strings: a literal ``%`` ("<1% subset") must be doubled or --help breaks."""
+    return text.replace("%", "%%")
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser, settings_cls: type[BaseSettings]) -> None:
     """Add one ``--flag`` per settings field; unset flags fall back to env vars, then defaults."""
     for name, field in settings_cls.model_fields.items():
@@ -82,7 +87,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_cls: type[B
         else:
             default = field.default if field.default_factory is None else field.default_factory()
             shown = f"default: {default!r}"
-        help_text = f"{help_text} (env {ENV_PREFIX}{name.upper()}, {shown})".strip()
+        help_text = help_escape(f"{help_text} (env {ENV_PREFIX}{name.upper()}, {shown})".strip())
         if _is_bool(field.annotation):
             # ``--flag`` alone means true; ``--flag false`` lets generated workflows pass the value through.
             parser.add_argument(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from components.common.settings import run_cli
+from components.common.settings import help_escape, run_cli
 from components.common.tracking import TrackingSettings
 from components.evaluate.evaluation import read_evaluation
 from components.pipeline.runner import run_pipeline
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--" + parameter.name.replace("_", "-"),
             dest=parameter.name,
             default=defaults[parameter.name],
-            help=f"{parameter.description} (default: {defaults[parameter.name]})",
+            help=help_escape(f"{parameter.description} (default: {defaults[parameter.name]})"),
         )
     return parser
 

@@ -25,6 +25,9 @@ def _log_to_mlflow(settings: ValidateSettings, result: ValidationResult) -> None
         if result.dataset_hash:
             mlflow.set_tag("dataset_hash", result.dataset_hash)
             mlflow.log_metrics({f"rows_{k}": v for k, v in result.split_sizes.items()})
+        if result.cleaning:
+            mlflow.log_metrics({f"dropped_{k}": v for k, v in result.cleaning["counts"].items()})
+            mlflow.log_metric("input_rows", result.cleaning["input_rows"])
         else:
             mlflow.set_tag("gate_reason", result.reason[:5000])
 
@@ -34,6 +37,12 @@ def _main() -> None:
     result = validate_dataset(settings)
     if settings.track:
         _log_to_mlflow(settings, result)
+    if result.cleaning:
+        dropped = ", ".join(f"{k} {v:,}" for k, v in result.cleaning["counts"].items() if v) or "none"
+        print(
+            f"cleaning: {result.cleaning['kept_rows']:,} of {result.cleaning['input_rows']:,} rows kept; "
+            f"dropped {dropped} (each in {result.output_dir}/quarantine.parquet with its reason)"
+        )
     require_success(result)
     print(f"validation passed: {result.dataset_hash} {result.split_sizes} -> {result.output_dir}")
 

@@ -1,10 +1,14 @@
-"""The data-quality gate: a Great Expectations suite over the raw data, then the canonical dataset artifact."""
+"""The data-quality gate: clean first (every dropped row quarantined with its reason), then judge.
+
+The Great Expectations suites judge the shares dropped (each reason against its own bound), the cleaned
+rows (schema, lengths, labels, uniqueness, balance), the splits (no text of validation/test in train, no
+group such as a film in two splits) and the split sizes. Only when all pass is the canonical dataset written.
+"""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -16,26 +20,57 @@ from components.common.settings import GateFailed, TrackingSettings
 
 DATASET_FILE = "dataset.parquet"
 SUMMARY_FILE = "dataset.json"
+QUARANTINE_FILE = "quarantine.parquet"
 REPORT_JSON = "validation.json"
 REPORT_HTML = "validation.html"
+EXAMPLES_PER_REASON = 5
 
 
 class ValidateSettings(TrackingSettings):
-    """Inputs and thresholds of the validation gate."""
+    """Inputs, cleaning rules and thresholds of the validation gate."""
 
     dataset_uri: str = Field(datalib.HUB_DATASET_ID, description="CSV/parquet path, gs:// URI or hub id")
     output_dir: str = Field("artifacts/validated", description="where the dataset artifact and reports go")
     seed: int = Field(42, description="seed for the split when the source has none")
-    min_text_chars: int = 2
-    max_text_chars: int = 2000
-    max_empty_share: float = Field(0.001, description="largest tolerated share of null/empty texts")
-    max_duplicate_share: float = 0.01
+    validation_fraction: float = Field(
+        0.1, ge=0, lt=1, description="rows for validation when the source has no split"
+    )
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="rows for test when the source has no split")
+    min_text_chars: int = Field(2, description="cleaned texts shorter than this are quarantined (too_short)")
+    max_text_chars: int = Field(
+        2000, description="cleaned texts longer than this are quarantined (too_long; serving rejects them)"
+    )
+    max_empty_share: float = Field(0.10, ge=0, le=1, description="largest share of rows dropped as empty")
+    max_invalid_label_share: float = Field(
+        0.001, ge=0, le=1, description="largest share dropped for a label other than 0/1"
+    )
+    max_invalid_split_share: float = Field(
+        0.001, ge=0, le=1, description="largest share dropped for an unknown split name"
+    )
+    max_too_short_share: float = Field(0.01, ge=0, le=1, description="largest share dropped as too short")
+    max_too_long_share: float = Field(0.01, ge=0, le=1, description="largest share dropped as too long")
+    max_conflicting_label_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="largest share dropped because the same text carries both labels (tie, or the minority label)",
+    )
+    max_duplicate_share: float = Field(
+        0.10, ge=0, le=1, description="largest share dropped as repeats of a kept text"
+    )
+    max_dropped_share: float = Field(
+        0.25, ge=0, le=1, description="largest share dropped for all reasons together"
+    )
     min_positive_share: float = 0.35
     max_positive_share: float = 0.65
     min_train_rows: int = 4000
     min_eval_rows: int = Field(500, description="minimum rows in validation and in test")
     smoke: bool = Field(False, description="use the stratified <1% smoke subset (CI)")
     track: bool = Field(True, description="log the run to MLflow")
+
+    def share_bounds(self) -> dict[str, float]:
+        bounds = {reason: float(getattr(self, f"max_{reason}_share")) for reason in datalib.DROP_REASONS}
+        return {**bounds, "dropped": self.max_dropped_share}
 
 
 @dataclass
@@ -48,113 +83,172 @@ class ValidationResult:
     dataset_hash: str | None
     split_sizes: dict[str, int]
     output_dir: str
+    cleaning: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reason(self) -> str:
         return "; ".join(self.failures) if self.failures else "all checks passed"
 
 
-def _expectation_suite(settings: ValidateSettings, has_split: bool) -> Any:
+def _suites(settings: ValidateSettings, has_group: bool) -> dict[str, Any]:
     import great_expectations as gx
 
     ex = gx.expectations
-    suite = gx.ExpectationSuite(name="rotten_tomatoes")
+    dropped = gx.ExpectationSuite(name="dropped_shares")
+    for reason, bound in settings.share_bounds().items():
+        dropped.add_expectation(ex.ExpectColumnValuesToBeBetween(column=f"{reason}_share", max_value=bound))
+
+    rows = gx.ExpectationSuite(name="cleaned_rows")
     for expectation in (
-        ex.ExpectColumnValuesToNotBeNull(column="text", mostly=1 - settings.max_empty_share),
+        ex.ExpectColumnValuesToNotBeNull(column="text"),
         ex.ExpectColumnValueLengthsToBeBetween(
-            column="text", min_value=settings.min_text_chars, max_value=settings.max_text_chars, mostly=0.999
+            column="text", min_value=settings.min_text_chars, max_value=settings.max_text_chars
         ),
-        ex.ExpectColumnValuesToNotBeNull(column="label"),
-        ex.ExpectColumnValuesToBeInSet(column="label", value_set=["0", "1"]),
-        ex.ExpectColumnProportionOfUniqueValuesToBeBetween(
-            column="text", min_value=1 - settings.max_duplicate_share, max_value=1.0
-        ),
+        ex.ExpectColumnValuesToBeUnique(column="text"),
+        ex.ExpectColumnValuesToBeInSet(column="label", value_set=[0, 1]),
         ex.ExpectColumnMeanToBeBetween(
-            column="label_numeric",
-            min_value=settings.min_positive_share,
-            max_value=settings.max_positive_share,
+            column="label", min_value=settings.min_positive_share, max_value=settings.max_positive_share
         ),
+        ex.ExpectColumnValuesToBeInSet(column="split", value_set=list(datalib.SPLITS)),
     ):
-        suite.add_expectation(expectation)
-    if has_split:
-        suite.add_expectation(ex.ExpectColumnValuesToBeInSet(column="split", value_set=list(datalib.SPLITS)))
-    return suite
+        rows.add_expectation(expectation)
 
-
-def _split_suite(settings: ValidateSettings, smoke: bool) -> Any:
-    import great_expectations as gx
+    leakage = gx.ExpectationSuite(name="split_leakage")
+    leakage.add_expectation(ex.ExpectColumnValuesToBeInSet(column="text_in_train", value_set=[False]))
+    if has_group:
+        leakage.add_expectation(
+            ex.ExpectColumnValuesToBeInSet(column="group_in_two_splits", value_set=[False])
+        )
 
     # The smoke subset keeps SMOKE_FRACTION of every split, so its minimums shrink by the same factor.
-    scale = datalib.SMOKE_FRACTION if smoke else 1.0
-
-    ex = gx.expectations
-    suite = gx.ExpectationSuite(name="split_sizes")
+    scale = datalib.SMOKE_FRACTION if settings.smoke else 1.0
+    sizes = gx.ExpectationSuite(name="split_sizes")
     for split, minimum in (
         ("train", settings.min_train_rows),
         ("validation", settings.min_eval_rows),
         ("test", settings.min_eval_rows),
     ):
-        suite.add_expectation(
+        sizes.add_expectation(
             ex.ExpectColumnValuesToBeBetween(column=f"{split}_rows", min_value=int(minimum * scale))
         )
-    return suite
+    return {"dropped_shares": dropped, "cleaned_rows": rows, "split_leakage": leakage, "split_sizes": sizes}
 
 
-def _run_suite(name: str, frame: pd.DataFrame, make_suite: Callable[[], Any]) -> list[dict[str, Any]]:
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+class _Runner:
+    """One ephemeral GX context for every suite of a run."""
 
-    context = gx.get_context(mode="ephemeral")  # must exist before the suite is built
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep step logs readable
-    suite = make_suite()
-    asset = context.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name=name)
-    batch = asset.add_batch_definition_whole_dataframe(f"{name}_batch").get_batch(
-        batch_parameters={"dataframe": frame}
-    )
-    outcome = batch.validate(suite)
-    checks = []
-    for result in outcome.results:
-        config = result.expectation_config
-        kwargs = {k: v for k, v in config.kwargs.items() if k not in {"batch_id"}}
-        observed = result.result.get("observed_value", result.result.get("unexpected_percent"))
-        checks.append(
-            {
-                "expectation": config.type,
-                "kwargs": kwargs,
-                "success": bool(result.success),
-                "observed": observed,
-                "unexpected_count": result.result.get("unexpected_count"),
-                "partial_unexpected": result.result.get("partial_unexpected_list", [])[:5],
-            }
+    def __init__(self) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.context = gx.get_context(mode="ephemeral")  # must exist before suites are built
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep step logs readable
+        self.source = self.context.data_sources.add_pandas("frames")
+
+    def run(self, suite: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        asset = self.source.add_dataframe_asset(name=suite.name)
+        batch = asset.add_batch_definition_whole_dataframe(f"{suite.name}_batch").get_batch(
+            batch_parameters={"dataframe": frame}
         )
-    return checks
+        checks = []
+        for result in batch.validate(suite).results:
+            config = result.expectation_config
+            kwargs = {k: v for k, v in config.kwargs.items() if k not in {"batch_id"}}
+            observed = result.result.get("observed_value", result.result.get("unexpected_percent"))
+            checks.append(
+                {
+                    "suite": suite.name,
+                    "expectation": config.type,
+                    "kwargs": kwargs,
+                    "success": bool(result.success),
+                    "observed": observed,
+                    "unexpected_count": result.result.get("unexpected_count"),
+                    "partial_unexpected": [
+                        str(v)[:200] for v in result.result.get("partial_unexpected_list", [])[:5]
+                    ],
+                }
+            )
+        return checks
 
 
-def _describe_failure(check: dict[str, Any]) -> str:
+def _describe_failure(check: dict[str, Any], bounds: dict[str, float]) -> str:
     kwargs = check["kwargs"]
     column = kwargs.get("column", "table")
+    if check["suite"] == "dropped_shares":
+        reason = column.removesuffix("_share")
+        share = float(check["partial_unexpected"][0]) if check["partial_unexpected"] else float("nan")
+        setting = "max_dropped_share" if reason == "dropped" else f"max_{reason}_share"
+        what = "dropped (all reasons)" if reason == "dropped" else f"dropped as {reason}"
+        return f"share of rows {what} {share:.2%} exceeds {setting} {bounds[reason]:.2%}"
     detail = f"observed {check['observed']!r}"
     if check.get("unexpected_count"):
         detail = f"{check['unexpected_count']} unexpected value(s), e.g. {check['partial_unexpected'][:3]!r}"
     return f"{check['expectation']} failed on {column}: {detail}"
 
 
-def _gx_frame(raw: pd.DataFrame) -> pd.DataFrame:
-    """The raw data as GX sees it: stripped text (empty -> null), labels as strings, numeric label copy."""
-    frame = raw.copy()
-    text = frame["text"].astype("string").str.strip()
-    frame["text"] = text.mask(text == "", pd.NA).astype(object)
-    frame["label"] = frame["label"].astype("string").str.strip().astype(object)
-    frame["label_numeric"] = pd.to_numeric(frame["label"], errors="coerce")
-    if "split" in frame.columns:
-        frame["split"] = frame["split"].astype("string").str.strip().str.lower().astype(object)
-    return frame
+def _leakage_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per validation/test row: does its text occur in train; is its group in two splits."""
+    is_train = frame["split"] == "train"
+    held_out = frame[~is_train]
+    out = pd.DataFrame({"text_in_train": held_out["text"].isin(frame.loc[is_train, "text"]).to_numpy()})
+    if "group" in frame.columns:
+        group = frame["group"].where(frame["group"] != "", None)
+        splits_per_group = frame.assign(group=group).groupby("group")["split"].nunique()
+        straddling = splits_per_group[splits_per_group > 1].index
+        out["group_in_two_splits"] = held_out["group"].isin(straddling).to_numpy()
+    if out.empty:  # GX needs a row to evaluate; a missing split is reported by split_sizes
+        out = pd.DataFrame({c: [False] for c in out.columns})
+    return out
+
+
+def _cleaning_report(cleaning: datalib.CleaningResult, settings: ValidateSettings) -> dict[str, Any]:
+    quarantine = cleaning.quarantine
+    examples = {
+        reason: [
+            {"row": int(r.row), "label": str(r.label), "text": None if r.text is None else str(r.text)[:300]}
+            for r in quarantine[quarantine["reason"] == reason].head(EXAMPLES_PER_REASON).itertuples()
+        ]
+        for reason in datalib.DROP_REASONS
+    }
+    dropped = sum(cleaning.counts.values())
+    return {
+        "input_rows": cleaning.input_rows,
+        "kept_rows": cleaning.input_rows - dropped,
+        "counts": cleaning.counts,
+        "shares": {**cleaning.shares, "dropped": dropped / max(cleaning.input_rows, 1)},
+        "bounds": settings.share_bounds(),
+        "examples": examples,
+        "quarantine_file": QUARANTINE_FILE,
+    }
 
 
 def render_html(result: ValidationResult) -> str:
-    """A small standalone HTML report of every check."""
+    """A small standalone HTML report: rows dropped per reason with examples, then every check."""
+    cleaning = result.cleaning
+    reasons = ""
+    if cleaning:
+        for reason, count in cleaning["counts"].items():
+            share, bound = cleaning["shares"][reason], cleaning["bounds"][reason]
+            shown = "".join(
+                f"<li>row {e['row']} (label {html.escape(e['label'])}): <q>{html.escape(str(e['text']))}</q></li>"
+                for e in cleaning["examples"].get(reason, [])
+            )
+            css = "fail" if share > bound else "ok"
+            reasons += (
+                f"<tr class={css}><td>{html.escape(reason)}</td><td>{count:,}</td><td>{share:.2%}</td>"
+                f"<td>{bound:.2%}</td><td><ul>{shown}</ul></td></tr>"
+            )
+        total = cleaning["shares"]["dropped"]
+        reasons = (
+            f"<h2>Cleaning: {cleaning['input_rows']:,} rows in, {cleaning['kept_rows']:,} kept "
+            f"({total:.2%} dropped, bound {cleaning['bounds']['dropped']:.2%})</h2>"
+            f"<p>Every dropped row is in <code>{html.escape(cleaning['quarantine_file'])}</code> with its reason.</p>"
+            "<table><tr><th>reason</th><th>rows</th><th>share</th><th>bound</th><th>examples</th></tr>"
+            f"{reasons}</table>"
+        )
     rows = "".join(
         f"<tr class={'ok' if c['success'] else 'fail'}><td>{'PASS' if c['success'] else 'FAIL'}</td>"
+        f"<td>{html.escape(c.get('suite', ''))}</td>"
         f"<td>{html.escape(c['expectation'])}</td><td>{html.escape(str(c['kwargs']))}</td>"
         f"<td>{html.escape(str(c['observed']))}</td></tr>"
         for c in result.checks
@@ -162,23 +256,26 @@ def render_html(result: ValidationResult) -> str:
     status = "PASSED" if result.success else "FAILED"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Data validation</title>"
-        "<style>td{padding:2px 8px;font-family:monospace}.fail{background:#fdd}.ok{background:#dfd}</style>"
+        "<style>td{padding:2px 8px;font-family:monospace;vertical-align:top}.fail{background:#fdd}"
+        ".ok{background:#dfd}q{white-space:pre-wrap}</style>"
         f"</head><body><h1>Data validation {status}</h1><p>{html.escape(result.reason)}</p>"
-        f"<p>dataset hash: {html.escape(str(result.dataset_hash))}; splits: {result.split_sizes}</p>"
-        f"<table><tr><th>status</th><th>expectation</th><th>arguments</th><th>observed</th></tr>{rows}</table>"
-        "</body></html>"
+        f"<p>dataset hash: {html.escape(str(result.dataset_hash))}; splits: {result.split_sizes}</p>{reasons}"
+        "<h2>Checks</h2><table><tr><th>status</th><th>suite</th><th>expectation</th><th>arguments</th>"
+        f"<th>observed</th></tr>{rows}</table></body></html>"
     )
 
 
 def validate_dataset(settings: ValidateSettings) -> ValidationResult:
-    """Run the gate; on success write the canonical dataset artifact. Reports are written either way."""
+    """Clean, quarantine, run the gate; on success write the canonical dataset. Reports are written either way."""
     out = settings.output_dir.rstrip("/")
     if not is_remote(out):
         # A failed gate must not leave an earlier run's dataset for downstream steps to pick up.
         local_path(f"{out}/{DATASET_FILE}").unlink(missing_ok=True)
     failures: list[str] = []
     checks: list[dict[str, Any]] = []
-    cleaned: pd.DataFrame | None = None
+    canonical: pd.DataFrame | None = None
+    cleaning_report: dict[str, Any] = {}
+    split_by = "source"
     try:
         raw = datalib.read_raw(settings.dataset_uri)
     except datalib.DataError as exc:
@@ -189,21 +286,30 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
             failures.append(
                 f"schema: missing required column(s) {', '.join(sorted(missing))}; found {list(raw.columns)}"
             )
-        else:
-            has_split = "split" in raw.columns
-            checks = _run_suite("rows", _gx_frame(raw), lambda: _expectation_suite(settings, has_split))
-            failures = [_describe_failure(c) for c in checks if not c["success"]]
-    if not failures:
-        cleaned = datalib.clean(raw, seed=settings.seed)
-        if settings.smoke:
-            cleaned = datalib.smoke_subset(cleaned, seed=settings.seed)
-        sizes = {f"{s}_rows": [int((cleaned["split"] == s).sum())] for s in datalib.SPLITS}
-        split_checks = _run_suite(
-            "splits", pd.DataFrame(sizes), lambda: _split_suite(settings, settings.smoke)
+    if raw is not None and not failures:
+        cleaning = datalib.clean_rows(raw, settings.min_text_chars, settings.max_text_chars)
+        del raw
+        datalib.write_validated(cleaning.quarantine, f"{out}/{QUARANTINE_FILE}")
+        cleaning_report = _cleaning_report(cleaning, settings)
+        if "split" not in cleaning.cleaned.columns:
+            split_by = "group" if "group" in cleaning.cleaned.columns else "label-stratified random"
+        fractions = datalib.SplitFractions(
+            validation=settings.validation_fraction, test=settings.test_fraction
         )
-        checks += split_checks
-        failures = [_describe_failure(c) for c in split_checks if not c["success"]]
-    summary = datalib.summarise(cleaned) if cleaned is not None and not failures else None
+        canonical = datalib.finish_splits(cleaning.cleaned, seed=settings.seed, fractions=fractions)
+        if settings.smoke:
+            canonical = datalib.smoke_subset(canonical, seed=settings.seed)
+        cleaning_report["split_by"] = split_by
+        runner = _Runner()  # before the suites: GX needs an active context to build them
+        suites = _suites(settings, has_group="group" in canonical.columns)
+        shares = pd.DataFrame({f"{k}_share": [v] for k, v in cleaning_report["shares"].items()})
+        sizes = pd.DataFrame({f"{s}_rows": [int((canonical["split"] == s).sum())] for s in datalib.SPLITS})
+        checks += runner.run(suites["dropped_shares"], shares)
+        checks += runner.run(suites["cleaned_rows"], canonical[["text", "label", "split"]])
+        checks += runner.run(suites["split_leakage"], _leakage_frame(canonical))
+        checks += runner.run(suites["split_sizes"], sizes)
+        failures = [_describe_failure(c, settings.share_bounds()) for c in checks if not c["success"]]
+    summary = datalib.summarise(canonical) if canonical is not None and not failures else None
     result = ValidationResult(
         success=not failures,
         failures=failures,
@@ -211,12 +317,23 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
         dataset_hash=summary.dataset_hash if summary else None,
         split_sizes=summary.split_sizes if summary else {},
         output_dir=out,
+        cleaning=cleaning_report,
     )
     atomic_write_json(f"{out}/{REPORT_JSON}", {**asdict(result), "dataset_uri": settings.dataset_uri})
     atomic_write_bytes(f"{out}/{REPORT_HTML}", render_html(result).encode())
-    if summary is not None and cleaned is not None:
-        datalib.write_validated(cleaned, f"{out}/{DATASET_FILE}")
-        atomic_write_json(f"{out}/{SUMMARY_FILE}", {**asdict(summary), "source_uri": settings.dataset_uri})
+    if summary is not None and canonical is not None:
+        datalib.write_validated(canonical, f"{out}/{DATASET_FILE}")
+        atomic_write_json(
+            f"{out}/{SUMMARY_FILE}",
+            {
+                **asdict(summary),
+                "source_uri": settings.dataset_uri,
+                "smoke": settings.smoke,
+                "split_by": split_by,
+                "input_rows": cleaning_report["input_rows"],
+                "dropped": cleaning_report["counts"],
+            },
+        )
     return result
 
 

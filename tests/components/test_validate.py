@@ -55,9 +55,12 @@ def _corrupt(rt: pd.DataFrame, kind: str, path: Path) -> None:
     elif kind == "bad_labels":
         frame.loc[frame.index[::7], "label"] = 2
     elif kind == "empty_texts":
-        frame.loc[frame.index[::20], "text"] = "   "
+        frame.loc[frame.index[::5], "text"] = "   "
     elif kind == "duplicates":
-        frame = pd.concat([frame, frame.head(1000)])
+        frame = pd.concat([frame, frame.head(2000)])
+    elif kind == "conflicting":
+        flipped = frame.head(400).assign(label=lambda f: 1 - f["label"])
+        frame = pd.concat([frame, flipped])
     elif kind == "imbalanced":
         frame = frame[(frame["label"] == 1) | (frame.index % 5 == 0)]
     elif kind == "tiny_split":
@@ -74,10 +77,14 @@ def _corrupt(rt: pd.DataFrame, kind: str, path: Path) -> None:
     ("kind", "reason"),
     [
         ("missing_column", "missing required column(s) label"),
-        ("bad_labels", "expect_column_values_to_be_in_set failed on label"),
-        ("empty_texts", "expect_column_values_to_not_be_null failed on text"),
-        ("duplicates", "expect_column_proportion_of_unique_values_to_be_between failed on text"),
-        ("imbalanced", "expect_column_mean_to_be_between failed on label_numeric"),
+        ("bad_labels", "share of rows dropped as invalid_label 14.29% exceeds max_invalid_label_share 0.10%"),
+        ("empty_texts", "share of rows dropped as empty 20.01% exceeds max_empty_share 10.00%"),
+        ("duplicates", "share of rows dropped as duplicate 15.80% exceeds max_duplicate_share 10.00%"),
+        (
+            "conflicting",
+            "share of rows dropped as conflicting_label 7.23% exceeds max_conflicting_label_share",
+        ),
+        ("imbalanced", "expect_column_mean_to_be_between failed on label"),
         ("tiny_split", "expect_column_values_to_be_between failed on test_rows"),
         ("wrong_encoding", "is not valid UTF-8"),
     ],
@@ -106,8 +113,9 @@ def test_cli_exits_2_with_one_readable_line(tmp_path: Path) -> None:
     proc = run_validate(source, tmp_path / "out")
     assert proc.returncode == 2, proc.stderr
     last_line = proc.stderr.strip().splitlines()[-1]
-    assert last_line.startswith(
-        "error: validation gate failed: expect_column_values_to_be_in_set failed on label"
+    assert last_line == (
+        "error: validation gate failed: share of rows dropped as invalid_label 14.29% exceeds "
+        "max_invalid_label_share 0.10%"
     )
     assert "Traceback" not in proc.stderr
 
