@@ -88,6 +88,27 @@ CASES = [
     ("v2-empty-text", V2, json.dumps(v2_body([""])).encode(), JSON, 400),
     ("v1-body-too-large", V1, json.dumps({"instances": ["y" * 1500] * 800}).encode(), JSON, 413),
     ("unknown-model", "/v1/models/nope:predict", b'{"instances": ["fine"]}', JSON, 404),
+    # issue 12: bounded ids and headers, exact V2 shapes (nesting included)
+    ("v2-huge-id", V2, json.dumps(v2_body(["ok"], id="i" * 900_000)).encode(), JSON, 400),
+    ("v2-long-id", V2, json.dumps(v2_body(["ok"], id="i" * 257)).encode(), JSON, 400),
+    ("v2-control-char-id", V2, json.dumps(v2_body(["ok"], id="a\nb")).encode(), JSON, 400),
+    ("v1-long-request-id", V1, b'{"instances": ["ok"]}', {**JSON, "x-request-id": "r" * 300}, 400),
+    ("header-flood", V1, b'{"instances": ["ok"]}', {**JSON, **{f"x-h{i}": "v" for i in range(80)}}, 431),
+    ("header-too-big", V1, b'{"instances": ["ok"]}', {**JSON, "x-big": "b" * 9000}, 431),
+    ("v2-nesting-not-shape", V2, json.dumps(v2_body([["a", "b"]], shape=[2, 1])).encode(), JSON, 400),
+    ("v2-nested-for-flat", V2, json.dumps(v2_body([["a"]], shape=[1])).encode(), JSON, 400),
+    ("v2-mixed-nesting", V2, json.dumps(v2_body([["a"], "b"], shape=[2, 1])).encode(), JSON, 400),
+    ("v2-deep-nesting", V2, json.dumps(v2_body([[["a"]]], shape=[1, 1])).encode(), JSON, 400),
+    ("v2-shape-2d-wide", V2, json.dumps(v2_body(["a", "b"], shape=[1, 2])).encode(), JSON, 400),
+    ("v2-shape-3d", V2, json.dumps(v2_body(["a"], shape=[1, 1, 1])).encode(), JSON, 400),
+    ("v2-shape-negative", V2, json.dumps(v2_body(["a"], shape=[-1])).encode(), JSON, 400),
+    ("v2-shape-huge", V2, json.dumps(v2_body(["a"], shape=[2**62])).encode(), JSON, 400),
+    ("v2-shape-bool", V2, json.dumps(v2_body(["a"], shape=[True])).encode(), JSON, 400),
+    ("v2-shape-float", V2, json.dumps(v2_body(["a"], shape=[1.0])).encode(), JSON, 400),
+    ("v2-too-many", V2, json.dumps(v2_body(["a"] * 65, shape=[65])).encode(), JSON, 400),
+    ("v1-huge-int", V1, b'{"instances": [' + b"9" * 5000 + b"]}", JSON, 400),
+    ("repository-unload", "/v2/repository/models/sentiment/unload", b"{}", JSON, 405),
+    ("explain", f"/v1/models/{MODEL}:explain", b'{"instances": ["ok"]}', JSON, 405),
 ]
 
 
