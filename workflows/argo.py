@@ -143,6 +143,9 @@ def _env(cfg: ClusterConfig, extra: dict[str, str] | None = None) -> list[Env]:
         "MPLCONFIGDIR": "/tmp/matplotlib",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # No hub at run time (the training NetworkPolicy blocks the internet): fail fast, never hang.
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
         **(extra or {}),
     }
     return [Env(name=k, value=v) for k, v in values.items()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from infra.topology import ENVIRONMENTS, PLATFORM_NAMESPACE, Environment
 from workflows.spec import STEPS
 
 
@@ -54,24 +55,28 @@ STEP_RESOURCES: dict[str, StepResources] = {
     "finetune": StepResources(
         "4", "7", "16Gi", "24Gi", tmp_size="40Gi", deadline_seconds=4 * 3600, retry_limit=3, gpus=1
     ),
-    "evaluate": StepResources("4", "8", "8Gi", "12Gi", deadline_seconds=3600),
+    # CPU steps fit one node of the smallest CPU pool (staging e2-standard-4: ~3.5 CPU, ~12 GiB left to
+    # pods after GKE's reservations and DaemonSets; tests/platform checks every request against
+    # infra.topology's node pools).
+    "evaluate": StepResources("3", "4", "8Gi", "12Gi", deadline_seconds=3600),
     "register": StepResources("500m", "1", "1Gi", "2Gi", deadline_seconds=900),
-    "batch-score": StepResources("4", "8", "8Gi", "16Gi", tmp_size="20Gi", deadline_seconds=4 * 3600),
+    "batch-score": StepResources("3", "4", "8Gi", "12Gi", tmp_size="20Gi", deadline_seconds=4 * 3600),
 }
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """Deployment settings of the generated manifests (defaults: the ``sentimentops-dev`` environment).
+    """Deployment settings of the generated manifests (``for_environment``: one of infra.topology's).
 
     Names follow infra/terraform: buckets ``<project>-<purpose>``, the Artifact Registry repository
     ``<region>-docker.pkg.dev/<project>/<name_prefix>``, ServiceAccounts ``<name_prefix>-<workload>``.
     """
 
-    project: str = "sentimentops-dev"
+    project: str = "sentimentops-prod"
     region: str = "europe-west4"
     name_prefix: str = "sentimentops"
-    namespace: str = "sentimentops"
+    namespace: str = PLATFORM_NAMESPACE
+    environment: str = "prod"
     image_tag: str = "0.1.0"
     # The curated training data the scheduled retraining reads, relative to the data bucket.
     training_dataset_path: str = "rotten_tomatoes/rotten_tomatoes.csv"
@@ -88,6 +93,22 @@ class ClusterConfig:
     cron_timezone: str = "Etc/UTC"
     # Further parameter defaults to bake in (``python -m workflows.generate --param name=value``).
     extra_parameter_defaults: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def for_environment(cls, env: Environment) -> ClusterConfig:
+        """The generated manifests' settings for one environment of infra.topology."""
+        if env.gpu_pool.gpu not in GPU_ACCELERATORS:
+            raise ValueError(f"{env.name}: unknown GPU accelerator {env.gpu_pool.gpu!r}")
+        return cls(
+            project=env.project,
+            region=env.region,
+            environment=env.name,
+            gpu_pool=GpuPool(accelerator=env.gpu_pool.gpu),
+        )
+
+    @property
+    def topology(self) -> Environment:
+        return ENVIRONMENTS[self.environment]
 
     @property
     def image(self) -> str:
@@ -125,13 +146,19 @@ class ClusterConfig:
         """Cluster defaults that differ from ``workflows.spec`` (a test checks each name is a parameter)."""
         return {
             "artifacts_root": self.runs_root,
+            # The cluster never reaches the model hub: the base checkpoint is mirrored into the models
+            # bucket once (docs/operations.md, "Mirror the base checkpoint").
+            "base_model": self.topology.base_model_uri,
+            # Where the drift CronJob (helm/sentimentops drift.referenceUri) reads each version's reference.
+            "drift_reference_root": self.topology.drift_reference_uri,
             # Mixed precision on the GPU pool (the finetune component records the precision it used).
             "precision": "fp16",
             **dict(self.extra_parameter_defaults),
         }
 
 
-DEFAULT_CLUSTER = ClusterConfig()
+DEFAULT_CLUSTER = ClusterConfig.for_environment(ENVIRONMENTS["prod"])
+CLUSTERS = {name: ClusterConfig.for_environment(env) for name, env in ENVIRONMENTS.items()}
 
 
 def missing_step_resources() -> list[str]:

@@ -1,4 +1,8 @@
-"""Write the Argo manifests generated from ``workflows/spec.py`` to ``workflows/manifests/``.
+"""Write the Argo manifests generated from ``workflows/spec.py`` to ``workflows/manifests/<environment>/``.
+
+One folder per environment of ``infra/topology.py`` (project, buckets, image, GPU pool), each a kustomization
+that Argo CD syncs into the platform namespace together with the canary-analysis template (``k8s/argo``),
+whose environment-specific parameters it patches.
 
 ``python -m workflows.generate``            writes them;
 ``python -m workflows.generate --check``    exits 1 and names the files that differ from what is committed;
@@ -16,10 +20,11 @@ from typing import Any
 import yaml
 
 from workflows.argo import build_all
-from workflows.cluster import DEFAULT_CLUSTER, GPU_ACCELERATORS, ClusterConfig
+from workflows.cluster import CLUSTERS, DEFAULT_CLUSTER, GPU_ACCELERATORS, ClusterConfig
 from workflows.submit import ParameterError, check_parameters, parse_assignments
 
 MANIFESTS_DIR = Path(__file__).resolve().parent / "manifests"
+CANARY_TEMPLATE = Path(__file__).resolve().parents[1] / "k8s" / "argo" / "canary-analysis.yaml"
 HEADER = "# Generated from workflows/spec.py by `python -m workflows.generate`. Do not edit by hand.\n"
 
 
@@ -36,28 +41,69 @@ def to_yaml(manifest: dict[str, Any]) -> str:
     return HEADER + "---\n" + body
 
 
+def canary_parameters(cfg: ClusterConfig) -> dict[str, str]:
+    """The canary-analysis parameters that differ per environment."""
+    return {
+        "environment": cfg.environment,
+        "serving-namespace": cfg.topology.serving_namespace,
+        "image": cfg.image,
+        "tracking-uri": cfg.tracking_uri,
+    }
+
+
+def kustomization(cfg: ClusterConfig, names: list[str]) -> dict[str, Any]:
+    """The environment's kustomization: the generated templates plus k8s/argo with its parameters patched."""
+    base = yaml.safe_load(CANARY_TEMPLATE.read_text())
+    index = {p["name"]: i for i, p in enumerate(base["spec"]["arguments"]["parameters"])}
+    ops = [
+        {"op": "replace", "path": f"/spec/arguments/parameters/{index[name]}/value", "value": value}
+        for name, value in canary_parameters(cfg).items()
+    ]
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": cfg.namespace,
+        "resources": [*names, "../../../k8s/argo"],
+        "patches": [
+            {"target": {"kind": "WorkflowTemplate", "name": "canary-analysis"}, "patch": yaml.safe_dump(ops)}
+        ],
+    }
+
+
 def render(cfg: ClusterConfig = DEFAULT_CLUSTER) -> dict[str, str]:
-    """File name -> YAML text of every generated manifest."""
-    return {name: to_yaml(manifest) for name, manifest in build_all(cfg).items()}
+    """File name -> YAML text of every generated manifest of one environment."""
+    out = {name: to_yaml(manifest) for name, manifest in build_all(cfg).items()}
+    out["kustomization.yaml"] = to_yaml(kustomization(cfg, sorted(out)))
+    return out
 
 
-def write(out_dir: Path = MANIFESTS_DIR, cfg: ClusterConfig = DEFAULT_CLUSTER) -> list[Path]:
-    """Write every manifest (only files whose content changed are touched); returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def render_all() -> dict[str, str]:
+    """``<environment>/<file>`` -> YAML text for every environment of infra/topology.py."""
+    return {f"{env}/{name}": text for env, cfg in CLUSTERS.items() for name, text in render(cfg).items()}
+
+
+def _rendered(cfg: ClusterConfig | None) -> dict[str, str]:
+    return render_all() if cfg is None else render(cfg)
+
+
+def write(out_dir: Path = MANIFESTS_DIR, cfg: ClusterConfig | None = None) -> list[Path]:
+    """Write every manifest (only files whose content changed are touched); returns the paths written.
+    ``cfg`` None: every environment, each in its folder."""
     written = []
-    for name, text in render(cfg).items():
+    for name, text in _rendered(cfg).items():
         path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             written.append(path)
     return written
 
 
-def stale(out_dir: Path = MANIFESTS_DIR, cfg: ClusterConfig = DEFAULT_CLUSTER) -> list[str]:
+def stale(out_dir: Path = MANIFESTS_DIR, cfg: ClusterConfig | None = None) -> list[str]:
     """Names of the manifests that are missing or differ from a fresh generation."""
     return [
         name
-        for name, text in render(cfg).items()
+        for name, text in _rendered(cfg).items()
         if not (out_dir / name).is_file() or (out_dir / name).read_text() != text
     ]
 
@@ -75,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="override a sentiment-retrain parameter's default (a name from workflows/spec.py)",
     )
-    parser.add_argument("--project", default=DEFAULT_CLUSTER.project, help="GCP project (buckets, image)")
+    parser.add_argument(
+        "--project",
+        default=None,
+        help="GCP project (buckets, image): writes one folder for that project instead of every environment",
+    )
     parser.add_argument("--namespace", default=DEFAULT_CLUSTER.namespace)
     parser.add_argument("--image-tag", default=DEFAULT_CLUSTER.image_tag)
     parser.add_argument(
@@ -87,14 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> ClusterConfig:
-    """The cluster config with the CLI's overrides; parameter names and values are checked."""
+def config_from_args(args: argparse.Namespace) -> ClusterConfig | None:
+    """The cluster config with the CLI's overrides (None: every environment as committed); parameter
+    names and values are checked."""
     overrides = parse_assignments(args.param)
     # Unknown names and enum violations are refused; dataset_uri may stay unset (required at submission).
     check_parameters({"dataset_uri": "placeholder", **overrides})
+    custom = overrides or args.project or args.namespace != DEFAULT_CLUSTER.namespace
+    custom = custom or args.image_tag != DEFAULT_CLUSTER.image_tag
+    custom = custom or args.gpu_accelerator != DEFAULT_CLUSTER.gpu_pool.accelerator
+    if not custom:
+        return None
     return dataclasses.replace(
         DEFAULT_CLUSTER,
-        project=args.project,
+        project=args.project or DEFAULT_CLUSTER.project,
         namespace=args.namespace,
         image_tag=args.image_tag,
         gpu_pool=dataclasses.replace(DEFAULT_CLUSTER.gpu_pool, accelerator=args.gpu_accelerator),

@@ -60,6 +60,11 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("precision", "auto", "auto (fp16 on CUDA, else fp32), fp16 or fp32"),
     Parameter("max_train_samples", "0", "cap on training rows for fine-tuning (0 = all)"),
     Parameter("promotion_margin", "0.005", "how much the challenger must beat baseline and champion by"),
+    Parameter(
+        "drift_reference_root",
+        "",
+        "publish the registered version's validated data here for the drift job ('' = do not)",
+    ),
     Parameter("smoke", "false", "use the stratified <1% smoke subset"),
     Parameter("git_revision", "unknown", "source revision recorded on every run and model version"),
 )
@@ -119,6 +124,8 @@ STEPS: tuple[Step, ...] = (
         args=(
             ("--evaluation-dir", "{artifacts_root}/evaluation"),
             ("--promotion-margin", "{promotion_margin}"),
+            ("--validated-dir", "{artifacts_root}/validated"),
+            ("--drift-reference-root", "{drift_reference_root}"),
         ),
         depends=("evaluate",),
     ),

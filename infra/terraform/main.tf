@@ -14,14 +14,17 @@ locals {
     managed-by  = "terraform"
   })
 
-  # Kubernetes ServiceAccounts that impersonate a Google SA each (Workload Identity), by workload.
-  # training/drift/mlflow: created by helm/sentimentops (values serviceAccounts.*.name, checked by
-  # tests/infra); serving: k8s/base/serviceaccount.yaml, in the namespace of the k8s/overlays/<env>.
+  # Workload Identity pairs and bucket grants, generated from infra/topology.py (`python -m infra.topology`).
+  topology = jsondecode(file("${path.module}/topology.json"))
+
+  # Kubernetes ServiceAccounts that impersonate a Google SA each, by workload; "{serving}" is the
+  # namespace of k8s/overlays/<env>.
   kubernetes_service_accounts = {
-    training = { namespace = var.k8s_namespace, name = "${var.name_prefix}-training" }
-    drift    = { namespace = var.k8s_namespace, name = "${var.name_prefix}-drift" }
-    mlflow   = { namespace = var.k8s_namespace, name = "${var.name_prefix}-mlflow" }
-    serving  = { namespace = var.serving_namespace, name = var.serving_service_account }
+    for name, w in local.topology.workload_identities : name => {
+      namespace = replace(w.namespace, "{serving}", var.serving_namespace)
+      name      = w.ksa
+      gsa       = w.gsa
+    }
   }
 }
 
@@ -135,7 +138,7 @@ module "iam" {
   workload_pool               = module.gke.workload_pool
   buckets                     = module.storage.bucket_names
   cloudsql_instance_name      = "${var.name_prefix}-mlflow"
-  model_name                  = var.model_name
+  bucket_grants               = local.topology.bucket_grants
 }
 
 module "addons" {

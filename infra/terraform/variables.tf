@@ -292,28 +292,6 @@ variable "serving_namespace" {
   }
 }
 
-variable "serving_service_account" {
-  description = "Kubernetes SA of the predictor (k8s/base/serviceaccount.yaml); its Google SA gets the same id."
-  type        = string
-  default     = "sentiment-predictor"
-
-  validation {
-    condition     = can(regex("^[a-z][-a-z0-9]{5,29}$", var.serving_service_account))
-    error_message = "serving_service_account must be 6-30 lowercase letters, digits or hyphens (a Google SA id)."
-  }
-}
-
-variable "model_name" {
-  description = "Registered model name (docs/contracts.md): the payload logs' first folder."
-  type        = string
-  default     = "sentiment"
-
-  validation {
-    condition     = can(regex("^[a-z][-a-z0-9_]*$", var.model_name))
-    error_message = "model_name must be lowercase letters, digits, hyphens or underscores."
-  }
-}
-
 variable "install_addons" {
   description = "Install the cluster add-ons (kube-prometheus-stack, Argo, cert-manager, KServe, ...) with Helm."
   type        = bool

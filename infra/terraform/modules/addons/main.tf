@@ -16,36 +16,17 @@
 #                           |                  | objects, which need the CRDs above to exist first
 
 locals {
-  chart_versions = {
-    kube_prometheus_stack = "65.1.1"
-    argo_workflows        = "0.42.5"
-    argo_events           = "2.4.8"
-    argo_cd               = "7.6.12"
-    cert_manager          = "v1.16.1"
-    istio                 = "1.23.2"
-    knative_operator      = "v1.15.4"
-    kserve                = "v0.15.0"
-    external_secrets      = "0.10.5"
+  # Chart versions: infra/versions.yaml, the one place every third-party version is pinned.
+  chart_versions = yamldecode(file("${path.module}/../../../versions.yaml")).charts
+
+  # Variables of the values/*.tftpl files (tests/platform renders them with the same names).
+  template_vars = {
+    platform_namespace = var.k8s_namespace
+    serving_namespace  = var.serving_namespace
   }
 
-  # PodSecurity admission level per namespace: "restricted" wherever the charts allow it.
-  namespaces = merge({
-    (var.k8s_namespace) = "restricted"
-    monitoring          = "privileged" # node-exporter needs host namespaces
-    argo                = "restricted"
-    argo-events         = "baseline"
-    argocd              = "restricted"
-    cert-manager        = "restricted"
-    istio-system        = "baseline" # ingress gateway and istiod only: no sidecars are injected
-    knative-operator    = "restricted"
-    knative-serving     = "baseline"
-    kserve              = "baseline"
-    external-secrets    = "restricted"
-    }, {
-    # The InferenceService's namespace (k8s/overlays/<env>): KServe's storage initializer and Knative's
-    # queue-proxy run as non-root but do not all set seccomp profiles, so "baseline" is enforced.
-    (var.serving_namespace) = var.serving_namespace == var.k8s_namespace ? "restricted" : "baseline"
-  })
+  # PodSecurity admission level per namespace, with the reason wherever it is below "restricted".
+  namespaces = yamldecode(templatefile("${path.module}/values/namespaces.yaml.tftpl", local.template_vars))
 }
 
 resource "kubernetes_namespace_v1" "ns" {
@@ -109,16 +90,10 @@ resource "helm_release" "argo_workflows" {
   version    = local.chart_versions.argo_workflows
   atomic     = true
 
-  values = [yamlencode({
-    controller = {
-      workflowNamespaces = [var.k8s_namespace]
-    }
-    server = {
-      # UI and API only through kubectl port-forward or an authenticated ingress; client-token auth.
-      authModes   = ["client"]
-      serviceType = "ClusterIP"
-    }
-  })]
+  values = [templatefile("${path.module}/values/argo-workflows.yaml.tftpl", local.template_vars)]
+
+  # The controller's ServiceMonitor renders only when its CRD exists (Helm capabilities check).
+  depends_on = [helm_release.kube_prometheus_stack]
 }
 
 resource "helm_release" "argo_events" {
@@ -128,6 +103,8 @@ resource "helm_release" "argo_events" {
   chart      = "argo-events"
   version    = local.chart_versions.argo_events
   atomic     = true
+
+  values = [templatefile("${path.module}/values/argo-events.yaml.tftpl", local.template_vars)]
 }
 
 resource "helm_release" "argo_cd" {

@@ -1,30 +1,13 @@
 # One Google service account per workload, impersonated by exactly one Kubernetes ServiceAccount
-# through Workload Identity, with bucket-level (not project-level) storage roles: least privilege.
-#
-#   workload  | data           | artifacts        | payload-logs     | other
-#   training  | read           | read/write       | -                | -
-#   serving   | -              | read             | write (+rename)  | -
-#   drift     | read           | -                | read; write only | -
-#             |                |                  | <model>/drift/   |
-#   mlflow    | -              | read/write       | -                | Cloud SQL client + IAM login, one instance
+# through Workload Identity, with bucket-level (not project-level) storage roles, narrowed to an object
+# prefix where the workload writes only there: least privilege. Who gets what is infra/topology.py
+# (var.bucket_grants, from infra/terraform/topology.json); docs/security.md has the table.
 
 data "google_project" "current" {
   project_id = var.project_id
 }
 
 locals {
-  # serving gets objectUser, not objectCreator, on payload logs: files are written under a temporary
-  # name and renamed (a copy and a delete).
-  bucket_grants = {
-    "training-data"        = { workload = "training", bucket = "data", role = "roles/storage.objectViewer" }
-    "training-artifacts"   = { workload = "training", bucket = "artifacts", role = "roles/storage.objectUser" }
-    "serving-artifacts"    = { workload = "serving", bucket = "artifacts", role = "roles/storage.objectViewer" }
-    "serving-payload_logs" = { workload = "serving", bucket = "payload_logs", role = "roles/storage.objectUser" }
-    "drift-data"           = { workload = "drift", bucket = "data", role = "roles/storage.objectViewer" }
-    "drift-payload_logs"   = { workload = "drift", bucket = "payload_logs", role = "roles/storage.objectViewer" }
-    "mlflow-artifacts"     = { workload = "mlflow", bucket = "artifacts", role = "roles/storage.objectUser" }
-  }
-
   cloudsql_instance_condition = "resource.name == \"projects/${var.project_id}/instances/${var.cloudsql_instance_name}\""
 }
 
@@ -32,7 +15,7 @@ resource "google_service_account" "workload" {
   for_each = var.kubernetes_service_accounts
 
   project      = var.project_id
-  account_id   = each.value.name
+  account_id   = each.value.gsa
   display_name = "sentimentops ${each.key} (Workload Identity: ${each.value.namespace}/${each.value.name})"
 }
 
@@ -46,28 +29,25 @@ resource "google_service_account_iam_member" "workload_identity" {
 }
 
 resource "google_storage_bucket_iam_member" "grants" {
-  for_each = local.bucket_grants
+  for_each = var.bucket_grants
 
   bucket = var.buckets[each.value.bucket]
   role   = each.value.role
   member = "serviceAccount:${google_service_account.workload[each.value.workload].email}"
+
+  # A prefix grant: objects under <prefix> only (e.g. the predictor's payload-log partitions, the drift
+  # job's reports), so a workload cannot overwrite another's files in a shared bucket.
+  dynamic "condition" {
+    for_each = each.value.prefix == null ? [] : [each.value.prefix]
+    content {
+      title      = "prefix-${substr(sha1(condition.value), 0, 8)}"
+      expression = "resource.name.startsWith(\"projects/_/buckets/${var.buckets[each.value.bucket]}/objects/${condition.value}\")"
+    }
+  }
 }
 
 # MLflow connects to its database through the Cloud SQL Auth Proxy with IAM authentication: it may
 # connect to and log in to that one instance only.
-# The drift job writes its report next to the logs it read (<log_root>/<model>/drift/<end>/), and nowhere
-# else in the bucket (objectUser: the report is written under a temporary name and renamed).
-resource "google_storage_bucket_iam_member" "drift_reports" {
-  bucket = var.buckets["payload_logs"]
-  role   = "roles/storage.objectUser"
-  member = "serviceAccount:${google_service_account.workload["drift"].email}"
-
-  condition {
-    title      = "drift-reports-only"
-    expression = "resource.name.startsWith(\"projects/_/buckets/${var.buckets["payload_logs"]}/objects/${var.model_name}/drift/\")"
-  }
-}
-
 resource "google_project_iam_member" "mlflow_cloudsql" {
   for_each = toset(["roles/cloudsql.client", "roles/cloudsql.instanceUser"])
 

@@ -9,15 +9,16 @@ variable "name_prefix" {
 }
 
 variable "kubernetes_service_accounts" {
-  description = "Kubernetes SA (namespace, name) by workload (training, serving, drift, mlflow); the Google SA id is the name."
+  description = "Workload Identity pairs by workload (infra/topology.py): Kubernetes SA namespace/name and Google SA id."
   type = map(object({
     namespace = string
     name      = string
+    gsa       = string
   }))
 
   validation {
-    condition     = alltrue([for w in ["training", "serving", "drift", "mlflow"] : contains(keys(var.kubernetes_service_accounts), w)])
-    error_message = "kubernetes_service_accounts needs training, serving, drift and mlflow."
+    condition     = alltrue([for w in ["training", "predictor", "drift", "mlflow"] : contains(keys(var.kubernetes_service_accounts), w)])
+    error_message = "kubernetes_service_accounts needs training, predictor, drift and mlflow."
   }
 }
 
@@ -27,7 +28,7 @@ variable "workload_pool" {
 }
 
 variable "buckets" {
-  description = "Bucket names by purpose (data, artifacts, payload_logs)."
+  description = "Bucket names by purpose (data, models, artifacts, payload-logs)."
   type        = map(string)
 }
 
@@ -36,7 +37,12 @@ variable "cloudsql_instance_name" {
   type        = string
 }
 
-variable "model_name" {
-  description = "Registered model name: the first folder of the payload logs (drift reports go under <model_name>/drift/)."
-  type        = string
+variable "bucket_grants" {
+  description = "Storage role per workload and bucket purpose, optionally under an object prefix (infra/topology.py)."
+  type = map(object({
+    workload = string
+    bucket   = string
+    role     = string
+    prefix   = string
+  }))
 }

@@ -8,6 +8,11 @@ locals {
       nearline_after_days = 90
       delete_after_days   = 0
     }
+    # Base checkpoints mirrored from the model hub once (docs/operations.md): the cluster never downloads.
+    models = {
+      nearline_after_days = 0
+      delete_after_days   = 0
+    }
     # MLflow artifacts and model directories (what KServe's storageUri points at).
     artifacts = {
       nearline_after_days = 0

@@ -1,8 +1,4 @@
 output "bucket_names" {
-  description = "Bucket names by purpose (data, artifacts, payload_logs)."
-  value = {
-    data         = google_storage_bucket.bucket["data"].name
-    artifacts    = google_storage_bucket.bucket["artifacts"].name
-    payload_logs = google_storage_bucket.bucket["payload-logs"].name
-  }
+  description = "Bucket names by purpose (data, models, artifacts, payload-logs): the keys infra/topology.py uses."
+  value       = { for purpose, bucket in google_storage_bucket.bucket : purpose => bucket.name }
 }
