@@ -50,8 +50,10 @@ def classification_metrics(
     positive_proba: np.ndarray,
     texts: Sequence[str] | None = None,
     threshold: float = 0.5,
+    word_counts: np.ndarray | None = None,
 ) -> ClassificationMetrics:
-    """Accuracy, F1, precision, recall, ROC-AUC, confusion matrix and (with texts) per-length-slice scores."""
+    """Accuracy, F1, precision, recall, ROC-AUC, confusion matrix and (with texts, or their whitespace-token
+    counts when the texts were streamed) per-length-slice scores."""
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -66,7 +68,9 @@ def classification_metrics(
     roc_auc = float(roc_auc_score(y_true, positive_proba)) if len(set(y_true.tolist())) == 2 else None
     slices: dict[str, dict[str, float]] = {}
     if texts is not None:
-        lengths = np.array([len(t.split()) for t in texts])
+        word_counts = np.array([len(t.split()) for t in texts])
+    if word_counts is not None:
+        lengths = np.asarray(word_counts)
         for name, lo, hi in LENGTH_SLICES:
             mask = (lengths >= lo) & (lengths < hi)
             if mask.any():

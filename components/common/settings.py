@@ -54,12 +54,20 @@ class ComponentError(Exception):
     """An expected failure with a one-line, human-readable reason (the CLI prints it and exits non-zero)."""
 
     exit_code = 1
+    prefix = "error"
 
 
 class GateFailed(ComponentError):
     """A quality gate (validation or promotion) refused the input."""
 
     exit_code = 2
+
+
+class GateHeld(ComponentError):
+    """The promotion gate cannot decide (too little evidence): nothing is promoted, nothing is wrong."""
+
+    exit_code = 3
+    prefix = "hold"
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -117,7 +125,7 @@ def run_cli(main_fn: Any) -> None:
     try:
         main_fn()
     except ComponentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{exc.prefix}: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

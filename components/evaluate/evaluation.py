@@ -1,4 +1,9 @@
-"""Score the baseline, the challenger and the current champion on the same held-out test split."""
+"""Score the baseline, the challenger and the current champion on the same held-out test split.
+
+The split is streamed from the dataset artifact in batches (memory holds one batch of texts, whatever the
+dataset's size); every model scores the same batch, and the paired per-row probabilities are written to
+``predictions.parquet`` for the promotion gate's significance test.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from components.common.results import TrainResult
 from components.common.settings import TrackingSettings
 
 EVALUATION_FILE = "evaluation.json"
+PREDICTIONS_FILE = "predictions.parquet"
 TABLE_FILE = "metrics_table.txt"
 TABLE_COLUMNS = ("accuracy", "f1", "precision", "recall", "roc_auc", "latency_ms_p50")
 
@@ -44,6 +50,7 @@ class EvaluateSettings(TrackingSettings):
     split: str = Field("test", description="held-out split every model is scored on")
     compare_champion: bool = Field(True, description="also score the registry's champion")
     latency_samples: int = Field(100, description="texts timed one at a time for per-sample latency")
+    batch_size: int = Field(4096, ge=1, description="rows of the split read and scored at a time")
     track: bool = True
 
 
@@ -72,6 +79,8 @@ class EvaluationResult:
     split: str
     n: int
     models: dict[str, ModelEvaluation] = field(default_factory=dict)
+    smoke: bool = False  # scored on the smoke subset: never registered under the real model name
+    predictions_file: str | None = PREDICTIONS_FILE  # paired per-row probabilities, beside evaluation.json
 
     def comparison(self) -> dict[str, dict[str, float]]:
         """Challenger minus each other model, per headline metric (positive = challenger better)."""
@@ -107,21 +116,33 @@ def _latency(model: SentimentModel, texts: list[str]) -> tuple[float, float]:
     return float(np.percentile(timings, 50)), float(np.percentile(timings, 95))
 
 
-def score_model(
-    role: str,
-    model: SentimentModel,
-    texts: list[str],
-    labels: list[int],
-    settings: EvaluateSettings,
+@dataclass
+class _Scoring:
+    """One model's running state while the split streams past."""
+
+    role: str
+    model: SentimentModel
+    proba: list[np.ndarray] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def score(self, texts: list[str]) -> None:
+        start = time.perf_counter()
+        self.proba.append(np.asarray(self.model.predict_proba(texts), dtype=np.float32))
+        self.seconds += time.perf_counter() - start
+
+
+def _finish(
+    scoring: _Scoring,
+    labels: np.ndarray,
+    word_counts: np.ndarray,
+    latency_texts: list[str],
     out: Path,
 ) -> ModelEvaluation:
-    """Metrics, confusion-matrix PNG and latency of one model."""
-    start = time.perf_counter()
-    proba = model.predict_proba(texts)
-    throughput = len(texts) / (time.perf_counter() - start)
-    metrics = classification_metrics(labels, proba, texts)
+    proba = np.concatenate(scoring.proba)
+    metrics = classification_metrics(labels, proba, word_counts=word_counts)
+    role, model = scoring.role, scoring.model
     plot_confusion_matrix(metrics.confusion_matrix, f"{role} ({model.flavor})", out / f"confusion_{role}.png")
-    p50, p95 = _latency(model, texts[: settings.latency_samples])
+    p50, p95 = _latency(model, latency_texts)
     return ModelEvaluation(
         role=role,
         flavor=model.flavor,
@@ -129,46 +150,76 @@ def score_model(
         metrics=metrics.to_dict(),
         latency_ms_p50=p50,
         latency_ms_p95=p95,
-        batch_throughput_per_s=throughput,
+        batch_throughput_per_s=len(proba) / scoring.seconds if scoring.seconds else 0.0,
     )
 
 
-def _score_trained(
-    role: str, step_dir: str, texts: list[str], labels: list[int], settings: EvaluateSettings, out: Path
-) -> ModelEvaluation:
-    trained = TrainResult.read(step_dir)
-    evaluation = score_model(role, load_model(fetch_dir(trained.model_dir)), texts, labels, settings, out)
-    evaluation.model_dir = trained.model_dir
-    evaluation.train_run_id = trained.run_id
-    evaluation.model_artifact_uri = trained.model_artifact_uri
-    return evaluation
+def _smoke_flag(validated_dir: str) -> bool:
+    import json
+
+    import fsspec
+
+    try:
+        with fsspec.open(f"{validated_dir.rstrip('/')}/dataset.json", "r") as handle:
+            return bool(json.load(handle).get("smoke", False))
+    except FileNotFoundError:
+        return False
 
 
 def evaluate(settings: EvaluateSettings) -> EvaluationResult:
-    """Score every model on ``settings.split`` and write evaluation.json, the table and the PNGs."""
+    """Score every model on ``settings.split`` and write evaluation.json, predictions, the table and PNGs."""
+    import pandas as pd
+
     remote = is_remote(settings.output_dir)
     out = Path(tempfile.mkdtemp(prefix="sentimentops-eval-")) if remote else local_path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame = datalib.read_validated(f"{settings.validated_dir.rstrip('/')}/dataset.parquet")
-    held_out = frame[frame["split"] == settings.split]
-    if held_out.empty:
-        raise ArtifactError(f"split {settings.split!r} is empty in {settings.validated_dir}")
-    texts, labels = held_out["text"].tolist(), held_out["label"].astype(int).tolist()
-    result = EvaluationResult(dataset_hash=datalib.dataset_hash(frame), split=settings.split, n=len(texts))
-    result.models["baseline"] = _score_trained(
-        "baseline", settings.baseline_dir, texts, labels, settings, out
-    )
-    result.models["challenger"] = _score_trained(
-        "challenger", settings.challenger_dir, texts, labels, settings, out
-    )
+    models: list[_Scoring] = []
+    trained: dict[str, TrainResult] = {}
+    for role, step_dir in (("baseline", settings.baseline_dir), ("challenger", settings.challenger_dir)):
+        trained[role] = TrainResult.read(step_dir)
+        models.append(_Scoring(role, load_model(fetch_dir(trained[role].model_dir))))
+    champion_version = None
     if settings.compare_champion:
         mlflow_client = registry.client(settings)
-        version = registry.version_by_alias(mlflow_client, settings.registered_model, registry.CHAMPION)
-        if version is not None:
-            champion = registry.load_verified(version)  # refused unless it hashes to its model_digest
-            evaluation = score_model("champion", champion, texts, labels, settings, out)
-            evaluation.registry_version = str(version.version)
-            result.models["champion"] = evaluation
+        champion_version = registry.version_by_alias(
+            mlflow_client, settings.registered_model, registry.CHAMPION
+        )
+        if champion_version is not None:
+            # refused unless it hashes to its model_digest
+            models.append(_Scoring("champion", registry.load_verified(champion_version)))
+
+    dataset = f"{settings.validated_dir.rstrip('/')}/dataset.parquet"
+    labels: list[np.ndarray] = []
+    word_counts: list[np.ndarray] = []
+    latency_texts: list[str] = []
+    for batch in datalib.iter_split(dataset, settings.split, settings.batch_size):
+        texts = batch["text"].tolist()
+        labels.append(batch["label"].to_numpy(dtype=np.int8))
+        word_counts.append(batch["text"].str.split().str.len().to_numpy(dtype=np.int32))
+        if len(latency_texts) < settings.latency_samples:
+            latency_texts += texts[: settings.latency_samples - len(latency_texts)]
+        for scoring in models:
+            scoring.score(texts)
+    if not labels:
+        raise ArtifactError(f"split {settings.split!r} is empty in {settings.validated_dir}")
+    y, lengths = np.concatenate(labels), np.concatenate(word_counts)
+    result = EvaluationResult(
+        dataset_hash=datalib.read_summary(settings.validated_dir).dataset_hash,
+        split=settings.split,
+        n=len(y),
+        smoke=_smoke_flag(settings.validated_dir),
+    )
+    for scoring in models:
+        evaluation = _finish(scoring, y, lengths, latency_texts, out)
+        if scoring.role in trained:
+            evaluation.model_dir = trained[scoring.role].model_dir
+            evaluation.train_run_id = trained[scoring.role].run_id
+            evaluation.model_artifact_uri = trained[scoring.role].model_artifact_uri
+        elif champion_version is not None:
+            evaluation.registry_version = str(champion_version.version)
+        result.models[scoring.role] = evaluation
+    predictions = pd.DataFrame({"label": y, **{f"{s.role}_proba": np.concatenate(s.proba) for s in models}})
+    predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
     (out / TABLE_FILE).write_text(result.table() + "\n")
     # evaluation.json last: its presence marks a finished evaluation (register reads only that).
     atomic_write_json(out / EVALUATION_FILE, {**asdict(result), "comparison": result.comparison()})
@@ -176,6 +227,19 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
         upload_dir(out, settings.output_dir, last=EVALUATION_FILE)
         shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+def read_predictions(output_dir: str, evaluation: EvaluationResult) -> Any:
+    """The paired per-row probabilities written beside ``evaluation.json`` (a DataFrame)."""
+    import fsspec
+    import pandas as pd
+
+    path = f"{output_dir.rstrip('/')}/{evaluation.predictions_file or PREDICTIONS_FILE}"
+    try:
+        with fsspec.open(path, "rb") as handle:
+            return pd.read_parquet(handle)
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"paired predictions not found: {path} (rerun evaluate)") from exc
 
 
 def read_evaluation(output_dir: str) -> EvaluationResult:

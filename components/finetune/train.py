@@ -138,9 +138,14 @@ def finetune(settings: FinetuneSettings, run_id: str | None = None) -> TrainResu
     set_seed(settings.seed)
     precision = choose_precision(settings.precision)
     frame = datalib.read_validated(f"{settings.validated_dir.rstrip('/')}/dataset.parquet")
-    summary = datalib.summarise(frame)
+    summary = datalib.read_summary(settings.validated_dir)
     train = frame[frame["split"] == "train"].sample(frac=1.0, random_state=settings.seed)
-    if settings.max_train_samples > 0:
+    if 0 < settings.max_train_samples < len(train):
+        print(
+            f"note: --max-train-samples {settings.max_train_samples}: fine-tuning on {settings.max_train_samples:,} "
+            f"of {len(train):,} training rows (a capped run; 0 trains on all)",
+            flush=True,
+        )
         train = train.head(settings.max_train_samples)
     validation = frame[frame["split"] == "validation"]
     base = resolve_base_model(settings.base_model)

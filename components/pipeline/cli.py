@@ -7,7 +7,7 @@ import argparse
 from components.common.settings import help_escape, run_cli
 from components.common.tracking import TrackingSettings
 from components.evaluate.evaluation import read_evaluation
-from components.pipeline.runner import run_pipeline
+from components.pipeline.runner import is_smoke, run_pipeline, smoke_tracking
 from workflows.spec import PARAMETERS, parameter_defaults
 
 
@@ -26,10 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main() -> None:
     values = vars(build_parser().parse_args())
-    result = run_pipeline(values, TrackingSettings())
+    tracking = TrackingSettings()
+    if is_smoke(values):
+        smoke = smoke_tracking(tracking)
+        print(
+            f"smoke run: experiment {smoke.experiment!r}, registered model {smoke.registered_model!r} "
+            f"at {smoke.tracking_uri} (never the real registry)",
+            flush=True,
+        )
+    result = run_pipeline(values, tracking)
     evaluation = read_evaluation(f"{values['artifacts_root']}/evaluation")
     timings = ", ".join(f"{s.name} {s.seconds:.0f}s" for s in result.steps)
-    print(f"\npipeline {result.pipeline_id} succeeded in {result.seconds:.0f}s ({timings})")
+    if result.held_at:
+        print(
+            f"\npipeline {result.pipeline_id} finished in {result.seconds:.0f}s ({timings}): the {result.held_at} "
+            "gate held (too little evidence to promote; see its reason above): nothing registered, no alias moved"
+        )
+    else:
+        print(f"\npipeline {result.pipeline_id} succeeded in {result.seconds:.0f}s ({timings})")
     print(f"test split (n={evaluation.n}), dataset {evaluation.dataset_hash[:19]}…\n{evaluation.table()}")
 
 

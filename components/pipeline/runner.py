@@ -10,7 +10,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.common.settings import ENV_PREFIX, ComponentError, GateFailed, TrackingSettings
+from components.common.settings import (
+    ENV_PREFIX,
+    REPO_ROOT,
+    ComponentError,
+    GateFailed,
+    GateHeld,
+    TrackingSettings,
+)
 from components.common.tracking import git_commit, step_run
 from workflows.spec import STEPS, Step, topological_order
 
@@ -27,6 +34,7 @@ class PipelineResult:
     pipeline_id: str
     parent_run_id: str | None
     steps: list[StepOutcome] = field(default_factory=list)
+    held_at: str | None = None  # a gate that could not decide (exit 3): the run ends there, nothing promoted
 
     @property
     def seconds(self) -> float:
@@ -41,12 +49,41 @@ def _run_step(step: Step, values: dict[str, str], env: dict[str, str]) -> StepOu
     return StepOutcome(step.name, proc.returncode, time.perf_counter() - started)
 
 
+SMOKE_SUFFIX = "-smoke"
+
+
+def is_smoke(values: dict[str, str]) -> bool:
+    return str(values.get("smoke", "false")).strip().lower() in {"1", "true", "yes"}
+
+
+def smoke_tracking(tracking: TrackingSettings) -> TrackingSettings:
+    """Where a smoke run is tracked: its own experiment and registered model, never the real ones; with the
+    embedded default store, its own SQLite store too (``mlruns/smoke/``)."""
+    default_uri = TrackingSettings.model_fields["tracking_uri"].default
+    uri = tracking.tracking_uri
+    if uri == default_uri:
+        uri = f"sqlite:///{REPO_ROOT / 'mlruns' / 'smoke' / 'mlflow.db'}"
+
+    def suffixed(name: str) -> str:
+        return name if name.endswith(SMOKE_SUFFIX) else name + SMOKE_SUFFIX
+
+    return tracking.model_copy(
+        update={
+            "tracking_uri": uri,
+            "experiment": suffixed(tracking.experiment),
+            "registered_model": suffixed(tracking.registered_model),
+        }
+    )
+
+
 def run_pipeline(
     values: dict[str, str], tracking: TrackingSettings, steps: tuple[Step, ...] = STEPS
 ) -> PipelineResult:
-    """Run every step; stop at the first failure with the step's name and exit code."""
+    """Run every step; stop at the first failure with the step's name and exit code, or at a hold (exit 3)."""
     if not values.get("dataset_uri"):
         raise ComponentError("dataset_uri is required")
+    if is_smoke(values):
+        tracking = smoke_tracking(tracking)
     pipeline_id = tracking.pipeline_id or f"local-{uuid.uuid4().hex[:8]}"
     Path(values["artifacts_root"]).mkdir(parents=True, exist_ok=True)
     with step_run(tracking, "pipeline", {"pipeline_id": pipeline_id}) as parent:
@@ -69,6 +106,10 @@ def run_pipeline(
             outcome = _run_step(step, values, env)
             result.steps.append(outcome)
             mlflow.log_metric(f"step_seconds_{step.name.replace('-', '_')}", outcome.seconds)
+            if outcome.exit_code == GateHeld.exit_code:
+                mlflow.set_tag("outcome", f"held at {step.name}")
+                result.held_at = step.name
+                return result
             if outcome.exit_code in step.gate_exit_codes:
                 mlflow.set_tag("outcome", f"gate refused at {step.name}")
                 raise GateFailed(

@@ -17,6 +17,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _main() -> None:
     settings = settings_from_args(RegisterSettings, build_parser().parse_args())
     result = register(settings)
+    evidence = "; ".join(
+        f"vs {c.role} {c.delta:+.4f} ({c.test} p={c.p_value:.3g})"
+        if c.p_value is not None
+        else f"vs {c.role} {c.delta:+.4f}"
+        for c in result.decision.comparisons.values()
+    )
+    print(f"promotion gate passed on n={result.decision.n}: {evidence or 'no significance test'}")
     state = "registered" if result.created else "already registered"
     moved = f"; moved {', '.join(result.aliases_moved)}" if result.aliases_moved else "; aliases unchanged"
     print(

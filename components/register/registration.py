@@ -1,4 +1,5 @@
-"""Register the challenger only when it beats the baseline and the champion by a margin on the same split.
+"""Register the challenger only when it beats the baseline and the champion by a margin on the same split,
+with a significant paired lead (``components.register.gate``); too little evidence holds (exit 3).
 
 Idempotent: a model is identified by its manifest digest, so a rerun finds the existing version instead
 of creating a duplicate, and an alias already pointing at it is left alone.
@@ -6,15 +7,23 @@ of creating a duplicate, and an alias already pointing at it is left alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import Field
 
 from components.common import registry
-from components.common.settings import GateFailed, TrackingSettings
+from components.common.settings import ComponentError, GateFailed, GateHeld, TrackingSettings
 from components.common.tracking import git_commit
-from components.evaluate.evaluation import EvaluationResult, ModelEvaluation, read_evaluation
+from components.evaluate.evaluation import (
+    EvaluationResult,
+    ModelEvaluation,
+    read_evaluation,
+    read_predictions,
+)
+from components.register.gate import HOLD, REFUSE, GateDecision, GateTest, decide_paired
+
+SMOKE_SUFFIX = "-smoke"
 
 
 class RegisterSettings(TrackingSettings):
@@ -22,19 +31,21 @@ class RegisterSettings(TrackingSettings):
 
     evaluation_dir: str = Field("artifacts/evaluation", description="output folder of evaluate")
     promotion_margin: float = Field(0.005, description="required lead over baseline and champion")
-    gate_metric: str = Field("accuracy", description="metric the gate compares")
+    gate_metric: Literal["accuracy", "f1", "precision", "recall"] = Field(
+        "accuracy", description="metric the gate compares"
+    )
+    gate_test: GateTest = Field(
+        "auto",
+        description="paired significance test: auto (McNemar for accuracy, else paired bootstrap), mcnemar, "
+        "bootstrap, none (no test: for tests only)",
+    )
+    gate_alpha: float = Field(0.05, gt=0, le=1, description="one-sided significance level of the lead")
+    gate_min_samples: int = Field(
+        500, ge=0, description="fewer evaluation rows than this: hold, never promote"
+    )
+    gate_bootstrap_samples: int = Field(2000, ge=100, description="resamples of the paired bootstrap")
+    seed: int = Field(42, description="seed of the bootstrap")
     bootstrap_champion: bool = Field(True, description="the first registered version also becomes champion")
-
-
-@dataclass
-class GateDecision:
-    """Whether the challenger may be registered, and why."""
-
-    passed: bool
-    metric: str
-    challenger: float
-    thresholds: dict[str, float]
-    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -49,23 +60,18 @@ class RegistrationResult:
     decision: GateDecision
 
 
-def decide(evaluation: EvaluationResult, metric: str, margin: float) -> GateDecision:
-    """Compare the challenger with the baseline and (if any) the champion on the same split."""
-    challenger = float(evaluation.models["challenger"].metrics[metric])
-    thresholds: dict[str, float] = {}
-    reasons: list[str] = []
-    for role in ("baseline", "champion"):
-        other = evaluation.models.get(role)
-        if other is None:
-            continue
-        needed = float(other.metrics[metric]) + margin
-        thresholds[role] = needed
-        if challenger < needed:
-            reasons.append(
-                f"{metric} {challenger:.4f} < {role} {float(other.metrics[metric]):.4f} + margin {margin}"
-            )
-    return GateDecision(
-        passed=not reasons, metric=metric, challenger=challenger, thresholds=thresholds, reasons=reasons
+def decide(evaluation: EvaluationResult, predictions: Any, settings: RegisterSettings) -> GateDecision:
+    """Compare the challenger with the baseline and (if any) the champion on the same rows."""
+    return decide_paired(
+        {role: model.metrics for role, model in evaluation.models.items()},
+        predictions,
+        settings.gate_metric,
+        settings.promotion_margin,
+        test=settings.gate_test,
+        alpha=settings.gate_alpha,
+        min_samples=settings.gate_min_samples,
+        bootstrap_samples=settings.gate_bootstrap_samples,
+        seed=settings.seed,
     )
 
 
@@ -99,9 +105,16 @@ def _set_alias(mlflow_client: Any, name: str, alias: str, version: str) -> bool:
 def register(settings: RegisterSettings, register_run_id: str | None = None) -> RegistrationResult:
     """Apply the gate; on success register (or reuse) the version and point ``challenger`` at it."""
     evaluation = read_evaluation(settings.evaluation_dir)
-    decision = decide(evaluation, settings.gate_metric, settings.promotion_margin)
-    if not decision.passed:
+    if evaluation.smoke and not settings.registered_model.endswith(SMOKE_SUFFIX):
+        raise ComponentError(
+            f"the evaluation is on the smoke subset: refusing to register it as {settings.registered_model!r} "
+            f"(smoke runs register as '<name>{SMOKE_SUFFIX}' in their own store)"
+        )
+    decision = decide(evaluation, read_predictions(settings.evaluation_dir, evaluation), settings)
+    if decision.outcome == REFUSE:
         raise GateFailed("promotion gate failed: " + "; ".join(decision.reasons))
+    if decision.outcome == HOLD:
+        raise GateHeld("promotion gate held, nothing registered: " + "; ".join(decision.reasons))
     candidate = evaluation.models["challenger"]
     if not candidate.model_artifact_uri:
         raise GateFailed("challenger has no tracked model artifact (was it trained with --track false?)")

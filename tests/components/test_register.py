@@ -9,9 +9,9 @@ import pytest
 
 from components.common import registry
 from components.common.artifacts import atomic_write_json
-from components.common.settings import GateFailed, TrackingSettings
+from components.common.settings import ComponentError, GateFailed, TrackingSettings
 from components.common.tracking import log_model_dir, step_run
-from components.evaluate.evaluation import EvaluateSettings, evaluate, read_evaluation
+from components.evaluate.evaluation import EvaluateSettings, evaluate, read_evaluation, read_predictions
 from components.register.registration import RegisterSettings, decide, register
 from components.train_baseline.train import BaselineSettings, train_baseline
 
@@ -44,6 +44,11 @@ def evaluated(tmp_path: Path, tracking_env: str, validated_smoke_dir: Path) -> P
     return out
 
 
+# The fixture's evaluation is on the smoke subset (8 test rows): it may only go to a -smoke model, and only
+# with the significance test off and no minimum split size (the gate itself: test_promotion_gate.py).
+SMOKE = {"registered_model": "sentiment-smoke", "gate_min_samples": 0, "gate_test": "none"}
+
+
 def _versions(settings: TrackingSettings) -> list:
     client = registry.client(settings)
     return client.search_model_versions(f"name = '{settings.registered_model}'")
@@ -74,16 +79,16 @@ def test_evaluation_scores_every_model_on_the_same_split(evaluated: Path) -> Non
 
 
 def test_first_registration_sets_both_aliases_with_lineage_and_rerun_is_a_noop(evaluated: Path) -> None:
-    settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=-1.0)
+    settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=-1.0, **SMOKE)
     first = register(settings)
     assert first.created and set(first.aliases_moved) == {"challenger", "champion"}
     client = registry.client(settings)
-    version = client.get_model_version_by_alias("sentiment", "challenger")
+    version = client.get_model_version_by_alias("sentiment-smoke", "challenger")
     tags = version.tags
     assert tags["dataset_hash"].startswith("sha256:") and tags["model_digest"] and tags["git_commit"]
     assert tags["train_run_id"] and "metric_accuracy" in tags and "metric_roc_auc" in tags
     # The registered source really holds the model, and it verifies against the recorded digest.
-    model, loaded_version = registry.load_by_alias(settings, "sentiment", "champion")
+    model, loaded_version = registry.load_by_alias(settings, "sentiment-smoke", "champion")
     assert loaded_version.version == version.version and model.flavor == "tfidf"
 
     again = register(settings)
@@ -92,7 +97,7 @@ def test_first_registration_sets_both_aliases_with_lineage_and_rerun_is_a_noop(e
 
 
 def test_champion_moves_only_by_promotion(evaluated: Path, tmp_path: Path) -> None:
-    settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=-1.0)
+    settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=-1.0, **SMOKE)
     first = register(settings)
     # A different challenger (another digest) passes the gate: challenger moves, champion stays.
     evaluation = read_evaluation(str(evaluated))
@@ -106,16 +111,17 @@ def test_champion_moves_only_by_promotion(evaluated: Path, tmp_path: Path) -> No
         data["models"][role] = copy.deepcopy(model.__dict__)
     data["models"]["challenger"]["digest"] = "f" * 64
     other = tmp_path / "other_eval"
-    atomic_write_json(other / "evaluation.json", data)
-    second = register(RegisterSettings(evaluation_dir=str(other), promotion_margin=-1.0))
+    atomic_write_json(other / "evaluation.json", {**data, "smoke": True})
+    (other / "predictions.parquet").write_bytes((evaluated / "predictions.parquet").read_bytes())
+    second = register(RegisterSettings(evaluation_dir=str(other), promotion_margin=-1.0, **SMOKE))
     assert second.created and second.aliases_moved == ["challenger"]
     client = registry.client(settings)
-    assert str(client.get_model_version_by_alias("sentiment", "champion").version) == first.version
-    assert str(client.get_model_version_by_alias("sentiment", "challenger").version) == second.version
+    assert str(client.get_model_version_by_alias("sentiment-smoke", "champion").version) == first.version
+    assert str(client.get_model_version_by_alias("sentiment-smoke", "challenger").version) == second.version
 
 
 def test_refused_challenger_leaves_the_registry_untouched(evaluated: Path) -> None:
-    settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=1.0)
+    settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=1.0, **SMOKE)
     with pytest.raises(GateFailed, match="promotion gate failed: accuracy .* < baseline"):
         register(settings)
     assert _versions(settings) == []
@@ -126,7 +132,20 @@ def test_gate_needs_to_beat_champion_too(evaluated: Path) -> None:
     champion = copy.deepcopy(evaluation.models["challenger"])
     champion.role = "champion"
     evaluation.models["champion"] = champion
-    decision = decide(evaluation, "accuracy", 0.0)
+    predictions = read_predictions(str(evaluated), evaluation)
+    predictions["champion_proba"] = predictions["challenger_proba"]
+    settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=0.0, **SMOKE)
+    decision = decide(evaluation, predictions, settings)
     assert decision.passed  # equal to the champion with zero margin
-    decision = decide(evaluation, "accuracy", 0.01)
-    assert not decision.passed and any("champion" in r for r in decision.reasons)
+    decision = decide(evaluation, predictions, settings.model_copy(update={"promotion_margin": 0.01}))
+    assert not decision.passed and decision.outcome == "refuse"
+    assert any("champion" in r for r in decision.reasons)
+
+
+def test_a_smoke_evaluation_never_reaches_the_real_model_name(evaluated: Path) -> None:
+    settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=-1.0, gate_test="none")
+    with pytest.raises(
+        ComponentError, match="evaluation is on the smoke subset: refusing to register it as 'sentiment'"
+    ):
+        register(settings)
+    assert _versions(settings) == []

@@ -68,6 +68,15 @@ def test_pipeline_steps_pass_artifacts_by_uri(memory_fs, tracking_env: str, tiny
     assert memory_fs.exists(f"{ROOT}/evaluation/confusion_challenger.png")
     assert read_evaluation(f"{ROOT}/evaluation").models["challenger"].flavor == "transformer"
 
-    result = register(RegisterSettings(evaluation_dir=f"{ROOT}/evaluation", promotion_margin=-1.0))
-    model, version = registry.load_by_alias(TrackingSettings(), "sentiment", "challenger")
+    assert memory_fs.exists(f"{ROOT}/evaluation/predictions.parquet")
+    result = register(
+        RegisterSettings(
+            evaluation_dir=f"{ROOT}/evaluation",
+            promotion_margin=-1.0,
+            registered_model="sentiment-smoke",
+            gate_min_samples=0,
+            gate_test="none",
+        )
+    )
+    model, version = registry.load_by_alias(TrackingSettings(), "sentiment-smoke", "challenger")
     assert str(version.version) == result.version and model.flavor == "transformer"
