@@ -230,46 +230,42 @@ def test_tokens_mounted_only_where_the_api_is_used(rendered, values_file: str) -
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
 
 
-def _terraform_service_accounts() -> dict[str, dict[str, str]]:
-    from tests.infra.terraform_model import load_file
-
-    tf_locals = {k: v for block in load_file(TERRAFORM_DIR / "main.tf")["locals"] for k, v in block.items()}
-    return tf_locals["kubernetes_service_accounts"]
-
-
 def test_service_accounts_match_terraform_workload_identity() -> None:
-    """The chart's KSAs have the names infra/terraform binds, and the annotation of their Google SA."""
-    tf = _terraform_service_accounts()
+    """The chart's KSAs are the ones infra/topology.py names (and Terraform binds, through topology.json),
+    each annotated with its Google SA."""
+    from infra.topology import WORKLOADS
+
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     chart_names = {k: v["name"] for k, v in values["serviceAccounts"].items()}
-    assert chart_names == {
-        k: v["name"].replace("${var.name_prefix}", "sentimentops") for k, v in tf.items() if k != "serving"
-    }
-    assert all(tf[k]["namespace"] == "${var.k8s_namespace}" for k in chart_names)
+    assert chart_names == {k: WORKLOADS[k].service_account for k in chart_names}
     for sa in (d for d in documents(render()) if d["kind"] == "ServiceAccount"):
-        annotation = sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
-        assert annotation == f"{sa['metadata']['name']}@{values['gcp']['projectId']}.iam.gserviceaccount.com"
+        annotations = sa["metadata"].get("annotations") or {}
+        google = [
+            w for w in WORKLOADS.values() if w.service_account == sa["metadata"]["name"] and w.google_sa
+        ]
+        if google:
+            wanted = f"{google[0].google_sa}@{values['gcp']['projectId']}.iam.gserviceaccount.com"
+            assert annotations["iam.gke.io/gcp-service-account"] == wanted
+        else:
+            assert "iam.gke.io/gcp-service-account" not in annotations
 
 
 def test_serving_identity_and_namespace_match_k8s_manifests() -> None:
-    """Workload Identity of the predictor binds the KSA and namespaces that k8s/ (serving) really uses."""
+    """The predictor's KSA and each environment's serving namespace agree across k8s/, the chart values,
+    the topology and the environment's tfvars."""
+    from infra.topology import ENVIRONMENTS, WORKLOADS
     from tests.infra.terraform_model import load_file
 
     k8s = REPO_ROOT / "k8s"
-    if not (k8s / "base" / "serviceaccount.yaml").exists():
-        pytest.skip("k8s/base/serviceaccount.yaml not written yet")
     ksa = yaml.safe_load((k8s / "base" / "serviceaccount.yaml").read_text())["metadata"]["name"]
-    root_vars = {
-        k: v for block in load_file(TERRAFORM_DIR / "variables.tf")["variable"] for k, v in block.items()
-    }
-    assert root_vars["serving_service_account"]["default"] == ksa
-    assert _terraform_service_accounts()["serving"]["name"] == "${var.serving_service_account}"
+    assert WORKLOADS["predictor"].service_account == ksa
     for env in ("staging", "prod"):
         overlay = k8s / "overlays" / env / "kustomization.yaml"
         namespace = yaml.safe_load(overlay.read_text())["namespace"]
         tfvars = load_file(TERRAFORM_DIR / "environments" / f"{env}.tfvars")
         assert tfvars["serving_namespace"] == namespace, f"{env}: terraform binds another namespace than k8s/"
         assert load_values(f"values-{env}.yaml")["serving"]["namespace"] == namespace
+        assert ENVIRONMENTS[env].serving_namespace == namespace
 
 
 def test_monitoring_objects_come_from_the_synced_files(rendered) -> None:
@@ -306,6 +302,7 @@ def test_monitoring_objects_come_from_the_synced_files(rendered) -> None:
 def test_environment_values_match_terraform(env: str) -> None:
     """values-<env>.yaml points at what infra/terraform creates for <env>: project, buckets, database,
     and the CIDRs its NetworkPolicies allow."""
+    from infra.topology import MODEL_NAME
     from tests.infra.terraform_model import load_file
 
     tfvars = load_file(TERRAFORM_DIR / "environments" / f"{env}.tfvars")
@@ -325,7 +322,7 @@ def test_environment_values_match_terraform(env: str) -> None:
     assert values["mlflow"]["defaultArtifactRoot"].startswith(f"gs://{project}-artifacts/")
     assert values["drift"]["logRoot"] == f"gs://{project}-payload-logs"
     assert values["drift"]["referenceUri"].startswith(f"gs://{project}-data/")
-    assert values["drift"]["modelName"] == tf["model_name"]
+    assert values["drift"]["modelName"] == MODEL_NAME
     database = values["mlflow"]["database"]
     assert database["instanceConnectionName"] == f"{project}:{region}:{prefix}-mlflow"
     assert database["iamUser"] == f"{prefix}-mlflow@{project}.iam"

@@ -19,6 +19,9 @@ jsonschema = require_module("jsonschema", "jsonschema (extra `checks`)")
 
 # The oldest minor the GKE release channels still run (the chart's kubeVersion allows it).
 KUBERNETES_VERSION = "1.33.0"
+# Kinds whose upstream CRD (argo-events chart, the pinned version) preserves unknown fields in spec, so no
+# schema can check them; the catalogue has no EventBus. tests/platform checks what they reference.
+UNSCHEMED_KINDS = {"EventBus"}
 
 
 @cache
@@ -41,6 +44,8 @@ def validation_errors(doc: dict[str, Any]) -> list[str]:
         return []
     if not CRD_SCHEMAS.is_dir():
         pytest.skip(f"CRD schemas not found at {CRD_SCHEMAS} (they live beside the repository, not in it)")
+    if doc["kind"] in UNSCHEMED_KINDS:
+        return []
     if not schema_path.exists():
         return [f"{name}: no CRD schema at {schema_path} for {doc['apiVersion']} {doc['kind']}"]
     return [

@@ -21,7 +21,24 @@ def _component(name: str) -> dict[str, str]:
 MLFLOW = Pod(NS, _component("mlflow"))
 DRIFT = Pod(NS, _component("drift"))
 PUSHGATEWAY = Pod(NS, _component("pushgateway"))
-WORKFLOW = Pod(NS, {"workflows.argoproj.io/workflow": "sentiment-retrain-x7k2p"})
+WORKFLOW = Pod(
+    NS,
+    {
+        "workflows.argoproj.io/workflow": "sentiment-retrain-x7k2p",
+        "app.kubernetes.io/part-of": "sentimentops",
+        "app.kubernetes.io/component": "training",
+    },
+)
+CANARY = Pod(
+    NS,
+    {
+        "workflows.argoproj.io/workflow": "canary-analysis-q2w8e",
+        "app.kubernetes.io/part-of": "sentimentops",
+        "app.kubernetes.io/component": "canary-analysis",
+    },
+)
+CLIENT = Pod("sentiment-clients", {"app": "frontend"})
+GIT_HOST = External("140.82.112.3")
 STRAY = Pod(NS, {"app": "debug-shell"})
 PREDICTOR = Pod(SERVING_NS, {"serving.kserve.io/inferenceservice": "sentiment", "component": "predictor"})
 PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
@@ -49,15 +66,22 @@ CASES = [
     (DRIFT, KUBE_API, 443, False, "drift does not talk to the API server"),
     (WORKFLOW, MLFLOW, 5000, True, "pipeline steps track to MLflow"),
     (WORKFLOW, KUBE_API, 443, True, "Argo's executor"),
-    (WORKFLOW, PREDICTOR, 8080, True, "rollout smoke requests"),
-    (WORKFLOW, PROMETHEUS, 9090, True, "canary analysis"),
-    (WORKFLOW, INTERNET, 443, False, "no internet"),
+    (WORKFLOW, PREDICTOR, 8080, False, "training never calls serving"),
+    (WORKFLOW, PROMETHEUS, 9090, False, "training never queries Prometheus"),
+    (WORKFLOW, INTERNET, 443, False, "no internet: the base model comes from the models bucket"),
+    (WORKFLOW, GIT_HOST, 22, False, "training never pushes to git"),
+    (CANARY, PROMETHEUS, 9090, True, "canary analysis queries Prometheus"),
+    (CANARY, MLFLOW, 5000, True, "promote/rollback move registry aliases"),
+    (CANARY, KUBE_API, 443, True, "reads the InferenceService revisions"),
+    (CANARY, GIT_HOST, 22, True, "pushes the promote/rollback branch"),
+    (CANARY, INTERNET, 443, False, "nothing else outside"),
     (STRAY, MLFLOW, 5000, False, "unlabelled pods are not MLflow clients"),
     (STRAY, INTERNET, 443, False, "default deny egress"),
     (STRAY, PUSHGATEWAY, 9091, False, "only drift pushes"),
     (OTHER_NS, MLFLOW, 5000, False, "MLflow is not reachable from other namespaces"),
-    (OTHER_NS, PREDICTOR, 8012, False, "serving only through the gateway"),
-    (PREDICTOR, MLFLOW, 5000, True, "serving reads model metadata"),
+    (OTHER_NS, PREDICTOR, 8012, False, "serving only through the gateway or listed clients"),
+    (CLIENT, PREDICTOR, 8012, True, "a listed client namespace"),
+    (PREDICTOR, MLFLOW, 5000, False, "serving never uses the registry"),
     (PREDICTOR, GOOGLE_APIS, 443, True, "model download, payload logs"),
     (PREDICTOR, INTERNET, 443, False, "no internet from serving"),
     (GATEWAY, PREDICTOR, 8012, True, "ingress gateway to queue-proxy"),
@@ -89,7 +113,7 @@ def test_connection(policies, source, destination, port: int, expected: bool, wh
     assert allowed(policies, source, destination, port) is expected
 
 
-@pytest.mark.parametrize("pod", [MLFLOW, DRIFT, PUSHGATEWAY, WORKFLOW, STRAY, PREDICTOR])
+@pytest.mark.parametrize("pod", [MLFLOW, DRIFT, PUSHGATEWAY, WORKFLOW, CANARY, STRAY, PREDICTOR])
 def test_dns_is_allowed_everywhere(policies, pod: Pod) -> None:
     assert allowed(policies, pod, KUBE_DNS, 53, "UDP")
 

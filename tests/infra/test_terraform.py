@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from tests.infra.conftest import FIXTURES, TERRAFORM_DIR, require_module
 from tests.infra.terraform_model import first, load_config, load_file, security_problems
@@ -133,7 +134,9 @@ def test_helm_releases_pin_their_chart_versions(config) -> None:
         "external-secrets",
     ]:
         assert chart in charts, f"add-on {chart} is not installed"
-    versions = config.locals["modules/addons:chart_versions"]
+    # One place pins every chart: infra/versions.yaml, which modules/addons reads.
+    assert "versions.yaml" in str(config.locals["modules/addons:chart_versions"])
+    versions = yaml.safe_load((TERRAFORM_DIR.parent / "versions.yaml").read_text())["charts"]
     for name, release in releases.items():
         if str(release["chart"]).startswith("${path.module}/"):  # a chart of this repository
             local_chart = (

@@ -21,7 +21,7 @@ import yaml
 from tests.conftest import CRD_SCHEMAS, REPO_ROOT, require_binary
 
 K8S = REPO_ROOT / "k8s"
-KUSTOMIZATIONS = ("base", "overlays/staging", "overlays/prod", "argocd", "argo")
+KUSTOMIZATIONS = ("base", "overlays/staging", "overlays/prod", "argocd/staging", "argocd/prod", "argo")
 ENVS = ("staging", "prod")
 K8S_VERSION = "1.32.0"
 
@@ -145,8 +145,12 @@ def test_overlay_serves_a_hardened_predictor(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_argocd_application_points_at_the_overlay(env: str) -> None:
-    apps = {d["metadata"]["name"]: d for d in build(K8S / "argocd")}
+    docs = build(K8S / "argocd" / env)
+    apps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Application"}
     app = apps[f"sentiment-{env}"]
+    assert app["spec"]["project"] == "sentimentops" != "default"
+    (project,) = [d for d in docs if d["kind"] == "AppProject"]
+    assert project["spec"]["clusterResourceWhitelist"] == []
     assert app["spec"]["source"]["path"] == f"k8s/overlays/{env}"
     assert (REPO_ROOT / app["spec"]["source"]["path"] / "kustomization.yaml").is_file()
     assert app["spec"]["destination"]["namespace"] == f"sentiment-{env}"
@@ -161,7 +165,8 @@ def test_overlay_with_a_canary_still_builds_and_validates(env: str, tmp_path: Pa
     tree = tmp_path / "k8s"
     shutil.copytree(K8S, tree)
     overlay = tree / "overlays" / env / "inferenceservice.yaml"
-    overlay.write_text(with_canary(overlay.read_text(), "999", "gs://bucket/m/999/model", 10).text)
+    digest = "ab" * 32
+    overlay.write_text(with_canary(overlay.read_text(), "999", "gs://bucket/m/999/model", 10, digest).text)
     (isvc,) = by_kind(build(tree / "overlays" / env), "InferenceService")
     validate(isvc)
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10

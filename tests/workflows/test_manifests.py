@@ -25,16 +25,18 @@ def test_committed_manifests_match_a_fresh_generation(tmp_path: Path) -> None:
     # The CLI's --check agrees, and a fresh folder is written byte-identically.
     assert generate.main(["--check"]) == 0
     assert generate.main(["--out", str(tmp_path)]) == 0
-    for path in tmp_path.iterdir():
-        assert path.read_text() == (generate.MANIFESTS_DIR / path.name).read_text()
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.yaml"))
+    assert {str(p.parent) for p in written} == {"staging", "prod"}
+    for path in written:
+        assert (tmp_path / path).read_text() == (generate.MANIFESTS_DIR / path).read_text()
 
 
 def test_check_mode_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     generate.write(tmp_path)
-    edited = tmp_path / f"{RETRAIN_TEMPLATE}.yaml"
+    edited = tmp_path / "prod" / f"{RETRAIN_TEMPLATE}.yaml"
     edited.write_text(edited.read_text().replace("limit: 2", "limit: 9"))
     assert generate.main(["--check", "--out", str(tmp_path)]) == 1
-    assert f"stale manifests in {tmp_path}: {RETRAIN_TEMPLATE}.yaml" in capsys.readouterr().err
+    assert f"stale manifests in {tmp_path}: prod/{RETRAIN_TEMPLATE}.yaml" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("path", manifest_files(), ids=lambda p: p.name)

@@ -121,7 +121,9 @@ def test_every_parameter_flows_into_the_commands(retrain: dict[str, Any]) -> Non
 
 def test_cluster_defaults_and_submission_checks(retrain: dict[str, Any]) -> None:
     params = {p["name"]: p for p in retrain["spec"]["arguments"]["parameters"]}
-    assert params["base_model"]["value"] == "distilbert-base-uncased"
+    # The checkpoint mirrored into the environment's models bucket: training pods have no internet.
+    assert params["base_model"]["value"] == DEFAULT_CLUSTER.topology.base_model_uri
+    assert params["base_model"]["value"].startswith(f"gs://{DEFAULT_CLUSTER.project}-models/")
     assert params["artifacts_root"]["value"] == f"gs://{DEFAULT_CLUSTER.artifacts_bucket}/runs"
     assert params["precision"]["value"] == "fp16"  # mixed precision on the GPU pool
     for name in REQUIRED_PARAMETERS:  # no default: Argo refuses a submission without it
@@ -252,6 +254,11 @@ def test_cluster_config_matches_the_helm_chart_and_terraform() -> None:
     if not values_file.is_file() or not variables_file.is_file():
         pytest.skip("helm/sentimentops/values.yaml or infra/terraform/variables.tf not present")
     values = yaml.safe_load(values_file.read_text())
+    # DEFAULT_CLUSTER is prod: compare with the chart as values-prod.yaml configures it.
+    prod = yaml.safe_load((values_file.parent / "values-prod.yaml").read_text())
+    values["gcp"] = prod["gcp"]
+    values["mlflow"].update(prod["mlflow"])
+    values["drift"].update(prod["drift"])
     cfg = DEFAULT_CLUSTER
     assert values["serviceAccounts"]["training"]["name"] == cfg.service_account
     assert values["securityContext"] == {"runAsUser": cfg.run_as_user, "runAsGroup": cfg.run_as_group}

@@ -165,6 +165,8 @@ def test_batch_score_template_command_runs_as_rendered(
         SENTIMENTOPS_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
         PATH=os.environ["PATH"],
         PYTHONPATH=str(README.parents[1]),
+        # A bare directory has no registry digest to pin; the template's default is models:/ (pinned).
+        SENTIMENTOPS_ALLOW_UNPINNED_MODEL="true",
     )
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -173,18 +175,19 @@ def test_batch_score_template_command_runs_as_rendered(
 
 
 def test_the_drift_sensor_submits_with_declared_parameters(validate_manifest: Any) -> None:
-    """Contract with monitoring/retrain-trigger: the Sensor's Workflow names only template parameters."""
-    sensor_file = README.parents[1] / "monitoring" / "retrain-trigger" / "sensor.yaml"
-    if not sensor_file.is_file():
-        pytest.skip("monitoring/retrain-trigger/sensor.yaml not written yet")
-    sensor = next(d for d in yaml.safe_load_all(sensor_file.read_text()) if d and d.get("kind") == "Sensor")
+    """Contract with the chart's retrain trigger: the Sensor's Workflow names only template parameters."""
+    from tests.infra.conftest import documents, load_values, render
+
+    rendered = documents(render(load_values("values-prod.yaml")))
+    sensor = next(d for d in rendered if d.get("kind") == "Sensor")
     workflows = [
-        t["template"]["argoWorkflow"]["source"]["resource"]
+        t["template"]["k8s"]["source"]["resource"]
         for t in sensor["spec"]["triggers"]
-        if "argoWorkflow" in t.get("template", {})
+        if "k8s" in t.get("template", {})
     ]
     assert workflows, "the Sensor submits no Workflow"
     for workflow in workflows:
+        assert workflow["kind"] == "Workflow"
         assert workflow["spec"]["workflowTemplateRef"] == {"name": RETRAIN_TEMPLATE}
         values = {p["name"]: p.get("value", "") for p in workflow["spec"]["arguments"]["parameters"]}
         submit.check_parameters(values)  # unknown names, a missing dataset_uri, bad enums are refused
