@@ -22,6 +22,7 @@ from components.evaluate.evaluation import (
     read_predictions,
 )
 from components.register.gate import HOLD, REFUSE, GateDecision, GateTest, decide_paired
+from components.register.reference import publish_reference
 
 SMOKE_SUFFIX = "-smoke"
 
@@ -46,6 +47,10 @@ class RegisterSettings(TrackingSettings):
     gate_bootstrap_samples: int = Field(2000, ge=100, description="resamples of the paired bootstrap")
     seed: int = Field(42, description="seed of the bootstrap")
     bootstrap_champion: bool = Field(True, description="the first registered version also becomes champion")
+    validated_dir: str | None = Field(None, description="output folder of validate (the drift reference)")
+    drift_reference_root: str | None = Field(
+        None, description="publish the version's drift reference under <root>/<version>/ (unset: do not)"
+    )
 
 
 @dataclass
@@ -104,6 +109,10 @@ def _set_alias(mlflow_client: Any, name: str, alias: str, version: str) -> bool:
 
 def register(settings: RegisterSettings, register_run_id: str | None = None) -> RegistrationResult:
     """Apply the gate; on success register (or reuse) the version and point ``challenger`` at it."""
+    if settings.drift_reference_root and not settings.validated_dir:
+        raise ComponentError(
+            "--drift-reference-root needs --validated-dir (the data the version was trained on)"
+        )
     evaluation = read_evaluation(settings.evaluation_dir)
     if evaluation.smoke and not settings.registered_model.endswith(SMOKE_SUFFIX):
         raise ComponentError(
@@ -145,4 +154,12 @@ def register(settings: RegisterSettings, register_run_id: str | None = None) -> 
         for a in (registry.CHAMPION, registry.CHALLENGER)
         if (v := registry.version_by_alias(mlflow_client, name, a)) and str(v.version) == version
     ]
+    if settings.drift_reference_root:
+        publish_reference(
+            settings.validated_dir,
+            settings.drift_reference_root,
+            version,
+            candidate.model_artifact_uri,
+            candidate.digest,
+        )
     return RegistrationResult(name, version, created, moved, aliases, decision)

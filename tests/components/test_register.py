@@ -149,3 +149,47 @@ def test_a_smoke_evaluation_never_reaches_the_real_model_name(evaluated: Path) -
     ):
         register(settings)
     assert _versions(settings) == []
+
+
+def test_registration_publishes_the_drift_reference_the_drift_job_resolves(
+    evaluated: Path, validated_smoke_dir: Path, tmp_path: Path
+) -> None:
+    """register writes <root>/<version>/{dataset.parquet, model.json}; the drift job's {model_version}
+    reference resolves to exactly that folder and model (the hand-off tests/platform checks by name)."""
+    from monitoring.drift.reference import resolve_reference
+    from monitoring.drift.settings import DriftSettings
+
+    root = tmp_path / "reference" / "sentiment"
+    settings = RegisterSettings(
+        evaluation_dir=str(evaluated),
+        promotion_margin=-1.0,
+        validated_dir=str(validated_smoke_dir),
+        drift_reference_root=str(root),
+        **SMOKE,
+    )
+    result = register(settings)
+    published = root / result.version
+    assert (published / "dataset.parquet").read_bytes() == (
+        validated_smoke_dir / "dataset.parquet"
+    ).read_bytes()
+    drift = DriftSettings(reference_uri=f"{root}/{{model_version}}", log_root=str(tmp_path / "logs"))
+    resolved = resolve_reference(drift, result.version)
+    assert resolved.reference_uri == str(published)
+    client = registry.client(settings)
+    source = client.get_model_version(settings.registered_model, result.version).source
+    assert resolved.model_uri == source
+    with pytest.raises(Exception, match="no drift reference for model version '999'"):
+        resolve_reference(drift, "999")
+
+
+def test_a_drift_reference_root_without_the_validated_data_is_refused(
+    evaluated: Path, tmp_path: Path
+) -> None:
+    settings = RegisterSettings(
+        evaluation_dir=str(evaluated),
+        promotion_margin=-1.0,
+        drift_reference_root=str(tmp_path / "r"),
+        **SMOKE,
+    )
+    with pytest.raises(Exception, match="needs --validated-dir"):
+        register(settings)
