@@ -65,12 +65,15 @@ def test_load_from_registry_checks_the_digest(baseline_model_dir: Path, tracking
 
 
 def test_load_from_an_fsspec_uri(baseline_model_dir: Path) -> None:
-    from components.common.artifacts import upload_dir
+    from components.common.artifacts import ArtifactError, read_manifest, upload_dir
     from serving.source import load
 
     upload_dir(baseline_model_dir, "memory://bucket/models/sentiment")
-    loaded = load("memory://bucket/models/sentiment")
-    assert loaded.model.flavor == "tfidf"
+    with pytest.raises(ArtifactError, match="no expected model digest"):
+        load("memory://bucket/models/sentiment")
+    digest = read_manifest(baseline_model_dir).digest
+    loaded = load("memory://bucket/models/sentiment", expected_digest=digest)
+    assert loaded.model.flavor == "tfidf" and loaded.digest == digest
     assert loaded.model.predict_proba(["good"]).shape == (1,)
 
 
