@@ -17,8 +17,15 @@ from tests.conftest import RT_CSV
 pytestmark = pytest.mark.integration
 
 
-def run_pipeline(tracking_uri: str, artifacts: Path, dataset: Path, checkpoint: Path, *extra: str):
-    env = {**os.environ, "SENTIMENTOPS_TRACKING_URI": tracking_uri}
+def run_pipeline(
+    tracking_uri: str,
+    artifacts: Path,
+    dataset: Path,
+    checkpoint: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+):
+    env = {**os.environ, "SENTIMENTOPS_TRACKING_URI": tracking_uri, **(env or {})}
     cmd = [
         sys.executable,
         "-m",
@@ -39,17 +46,19 @@ def run_pipeline(tracking_uri: str, artifacts: Path, dataset: Path, checkpoint: 
 def test_smoke_pipeline_registers_challenger_and_champion_on_mlflow_server(
     mlflow_server: str, tmp_path: Path, tiny_checkpoint_dir: Path
 ) -> None:
-    # The tiny random model cannot beat TF-IDF, so the margin is opened up; the gate itself is tested in test_register.
+    # The tiny random model cannot beat TF-IDF and the smoke split is 8 rows, so the margin is opened up and the
+    # significance test switched off (env, as a pod would get it); the gate itself: test_promotion_gate.py.
+    no_test = {"SENTIMENTOPS_GATE_MIN_SAMPLES": "0", "SENTIMENTOPS_GATE_TEST": "none"}
     proc = run_pipeline(
-        mlflow_server, tmp_path / "run", RT_CSV, tiny_checkpoint_dir, "--promotion-margin", "-1"
+        mlflow_server, tmp_path / "run", RT_CSV, tiny_checkpoint_dir, "--promotion-margin", "-1", env=no_test
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "registered: sentiment version" in proc.stdout
+    assert "registered: sentiment-smoke version" in proc.stdout  # a smoke run has its own model name
     assert "baseline" in proc.stdout and "challenger" in proc.stdout  # the metrics table
 
     client = MlflowClient(mlflow_server)
-    champion = client.get_model_version_by_alias("sentiment", "champion")
-    challenger = client.get_model_version_by_alias("sentiment", "challenger")
+    champion = client.get_model_version_by_alias("sentiment-smoke", "champion")
+    challenger = client.get_model_version_by_alias("sentiment-smoke", "challenger")
     assert champion.version == challenger.version
     tags = challenger.tags
     assert tags["flavor"] == "transformer" and tags["dataset_hash"].startswith("sha256:")
@@ -71,14 +80,63 @@ def test_smoke_pipeline_registers_challenger_and_champion_on_mlflow_server(
             "--promotion-margin",
             "-1",
         ],
-        env={**os.environ, "SENTIMENTOPS_TRACKING_URI": mlflow_server},
+        env={
+            **os.environ,
+            **no_test,
+            "SENTIMENTOPS_TRACKING_URI": mlflow_server,
+            "SENTIMENTOPS_REGISTERED_MODEL": "sentiment-smoke",
+        },
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert again.returncode == 0, again.stderr
     assert "already registered" in again.stdout and "aliases unchanged" in again.stdout
+    assert len(client.search_model_versions("name = 'sentiment-smoke'")) == 1
+    assert client.search_model_versions("name = 'sentiment'") == []
+
+
+def test_smoke_run_holds_and_leaves_the_real_registry_alone(
+    tmp_path: Path, tiny_checkpoint_dir: Path
+) -> None:
+    """`make run` then `make run-smoke`: the smoke run (default gate) must not move the real aliases."""
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri)
+    client.create_registered_model("sentiment")
+    real = client.create_model_version("sentiment", source=str(tmp_path), tags={"model_digest": "0" * 64})
+    for alias in ("champion", "challenger"):
+        client.set_registered_model_alias("sentiment", alias, real.version)
+
+    proc = run_pipeline(tracking_uri, tmp_path / "smoke", RT_CSV, tiny_checkpoint_dir)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "smoke run: experiment 'sentiment-smoke', registered model 'sentiment-smoke'" in proc.stdout
+    assert "hold: promotion gate held, nothing registered: the 8-row evaluation split is below" in proc.stderr
+    assert "the register gate held" in proc.stdout and "nothing registered, no alias moved" in proc.stdout
+    for alias in ("champion", "challenger"):
+        assert client.get_model_version_by_alias("sentiment", alias).version == real.version
     assert len(client.search_model_versions("name = 'sentiment'")) == 1
+    assert client.search_model_versions("name = 'sentiment-smoke'") == []
+    assert client.get_experiment_by_name("sentiment") is None  # every run went to the smoke experiment
+    smoke_runs = client.search_runs([client.get_experiment_by_name("sentiment-smoke").experiment_id])
+    assert {r.data.tags.get("step") for r in smoke_runs} >= {"pipeline", "validate", "train-baseline", "evaluate"}
+
+
+def test_smoke_tracking_defaults_to_its_own_store() -> None:
+    from components.common.settings import REPO_ROOT, TrackingSettings
+    from components.pipeline.runner import smoke_tracking
+
+    default = TrackingSettings(tracking_uri=TrackingSettings.model_fields["tracking_uri"].default)
+    smoke = smoke_tracking(default)
+    assert (
+        smoke.tracking_uri
+        == f"sqlite:///{REPO_ROOT / 'mlruns' / 'smoke' / 'mlflow.db'}"
+        != default.tracking_uri
+    )
+    assert (smoke.experiment, smoke.registered_model) == ("sentiment-smoke", "sentiment-smoke")
+    server = smoke_tracking(
+        TrackingSettings(tracking_uri="http://mlflow:5000", registered_model="sentiment-smoke")
+    )
+    assert server.tracking_uri == "http://mlflow:5000" and server.registered_model == "sentiment-smoke"
 
 
 def test_corrupted_csv_stops_the_pipeline_at_validate(tmp_path: Path, tiny_checkpoint_dir: Path) -> None:
@@ -90,7 +148,7 @@ def test_corrupted_csv_stops_the_pipeline_at_validate(tmp_path: Path, tiny_check
     frame.to_csv(bad, index=False)
     proc = run_pipeline(tracking_uri, tmp_path / "run", bad, tiny_checkpoint_dir)
     assert proc.returncode == 2
-    assert "error: validation gate failed: expect_column_values_to_be_in_set failed on label" in proc.stderr
+    assert "error: validation gate failed: share of rows dropped as invalid_label 20.01% exceeds" in proc.stderr
     assert "error: pipeline stopped: the validate gate refused" in proc.stderr.strip().splitlines()[-1]
     assert "=== train-baseline" not in proc.stdout
     assert MlflowClient(tracking_uri).search_registered_models() == []
