@@ -366,3 +366,16 @@ def test_handoffs_report_a_drift_reference_nobody_writes(prod: Deployment) -> No
 def test_terraform_environment_reports_tfvars_that_disagree(prod: Deployment) -> None:
     prod.tfvars["gpu_accelerator_type"] = "nvidia-tesla-t4"
     assert any("gpu_accelerator_type" in p for p in checks.check_terraform_environment(prod))
+
+
+def test_single_source_reports_a_copy_nothing_deploys(prod: Deployment, tmp_path) -> None:
+    """The review's duplicated drift CronJob: a second hand-written copy beside the chart's."""
+    copy_file = tmp_path / "cronjob.yaml"
+    copy_file.write_text("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: sentiment-drift\n")
+    problems = checks.check_single_source(prod, [copy_file])
+    assert any("CronJob/sentiment-drift is deployed by nothing" in p for p in problems), problems
+
+
+def test_single_source_reports_an_object_synced_twice(prod: Deployment) -> None:
+    prod.objects.append(dict(_one(prod, "CronJob", "sentimentops-drift"), _source="a second Application"))
+    assert any("deployed twice" in p for p in checks.check_single_source(prod, []))
