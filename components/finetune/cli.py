@@ -15,6 +15,9 @@ LOGGED_PARAMS = {
     "max_length",
     "seed",
     "max_train_samples",
+    "cpu_max_train_samples",
+    "max_eval_samples",
+    "eval_steps",
 }
 
 

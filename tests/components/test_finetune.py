@@ -128,3 +128,34 @@ def test_fp16_finetune_on_gpu(tmp_path: Path, validated_smoke_dir: Path, tiny_ch
     result = finetune(settings)
     assert result.precision == "fp16"
     assert load_model(Path(result.model_dir)).manifest.metadata["precision"] == "fp16"
+
+
+def test_a_capped_run_says_so(tmp_path: Path, validated_smoke_dir: Path, tiny_checkpoint_dir: Path) -> None:
+    proc = subprocess.run(
+        _finetune_cmd(
+            validated_smoke_dir,
+            tmp_path,
+            tiny_checkpoint_dir,
+            "--max-train-samples",
+            "8",
+            "--max-length",
+            "16",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "note: fine-tuning on 8 of 76 training rows (--max-train-samples 8: a capped run" in proc.stdout
+
+
+def test_training_cap_on_cpu_and_gpu() -> None:
+    from components.finetune.train import auto_eval_steps, training_cap
+
+    full = FinetuneSettings(max_train_samples=0, cpu_max_train_samples=20_000)
+    assert training_cap(full, cuda=True) == (0, "all rows")
+    cap, why = training_cap(full, cuda=False)
+    assert cap == 20_000 and "no CUDA device: --cpu-max-train-samples 20000" in why
+    assert training_cap(full.model_copy(update={"max_train_samples": 64}), cuda=False)[0] == 64
+    assert training_cap(full.model_copy(update={"cpu_max_train_samples": 0}), cuda=False) == (0, "all rows")
+    assert [auto_eval_steps(s) for s in (267, 5_000, 25_300)] == [100, 500, 2000]
