@@ -664,6 +664,53 @@ def _image_users(dep: Deployment) -> Problems:
     return problems
 
 
+def _alertmanager_mounted_secrets() -> list[str]:
+    """alertmanagerSpec.secrets Terraform passes to kube-prometheus-stack (mounted under
+    /etc/alertmanager/secrets/<name>/)."""
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "infra" / "terraform" / "modules" / "addons" / "main.tf").read_text()
+    match = re.search(r"secrets\s*=\s*\[([^\]]*)\]", text)
+    return re.findall(r'"([^"]+)"', match.group(1)) if match else []
+
+
+def _alertmanager_secret_files(dep: Deployment, config: dict[str, Any], namespace: str) -> Problems:
+    """Every *_file path of a receiver is a key of a Secret that Alertmanager mounts and something creates."""
+    problems = []
+    mounted = _alertmanager_mounted_secrets()
+    for receiver in config.get("receivers", []):
+        for kind_configs in receiver.values():
+            if not isinstance(kind_configs, list):
+                continue
+            for cfg in kind_configs:
+                for key, value in cfg.items():
+                    if not key.endswith("_file"):
+                        continue
+                    m = re.fullmatch(r"/etc/alertmanager/secrets/([^/]+)/([^/]+)", str(value))
+                    if not m:
+                        problems.append(
+                            f"Alertmanager {receiver['name']}: {key} {value} is not a mounted Secret's key"
+                        )
+                        continue
+                    name, item = m.groups()
+                    if name not in mounted:
+                        problems.append(
+                            f"Alertmanager {receiver['name']}: Secret {name} is not in alertmanagerSpec.secrets"
+                        )
+                    sources = [
+                        es
+                        for es in dep.of_kind("ExternalSecret")
+                        if es["metadata"]["namespace"] == namespace and es["spec"]["target"]["name"] == name
+                    ]
+                    if not sources:
+                        problems.append(
+                            f"Alertmanager {receiver['name']}: nothing creates Secret {namespace}/{name}"
+                        )
+                    elif item not in {d["secretKey"] for d in sources[0]["spec"].get("data", [])}:
+                        problems.append(f"Alertmanager {receiver['name']}: Secret {name} has no key {item}")
+    return problems
+
+
 def _alertmanager_webhooks(dep: Deployment) -> Problems:
     """Alertmanager's webhook receivers post to a Service and port that exist, on the EventSource's endpoint."""
     import yaml
@@ -676,6 +723,7 @@ def _alertmanager_webhooks(dep: Deployment) -> Problems:
         import base64
 
         config = yaml.safe_load(base64.b64decode(data))
+        problems += _alertmanager_secret_files(dep, config, secret["metadata"]["namespace"])
         for receiver in config.get("receivers", []):
             for hook in receiver.get("webhook_configs", []):
                 url = hook["url"]
@@ -974,6 +1022,32 @@ def _template_defaults(dep: Deployment, name: str) -> dict[str, str]:
     return {p["name"]: p.get("value", "") for p in wt["spec"].get("arguments", {}).get("parameters", [])}
 
 
+def _retrain_runs_serialised(dep: Deployment) -> Problems:
+    """A cron run and a drift run never overlap: both create Workflows from the template, whose mutex the
+    pinned Argo honours (``synchronization.mutexes``: v3.6+; a Workflow from workflowTemplateRef inherits
+    the template's spec)."""
+    retrain = dep.find("WorkflowTemplate", "sentiment-retrain", "sentimentops")
+    if retrain is None:
+        return ["no sentiment-retrain template"]
+    problems = []
+    mutexes = (retrain["spec"].get("synchronization") or {}).get("mutexes") or []
+    if not mutexes:
+        problems.append("sentiment-retrain has no synchronization.mutexes: cron and drift runs may overlap")
+    argo = tuple(int(x) for x in versions()["apps"]["argo_workflows"].lstrip("v").split(".")[:2])
+    if argo < (3, 6):
+        problems.append(f"Argo {versions()['apps']['argo_workflows']} ignores synchronization.mutexes (3.6+)")
+    for cron in dep.of_kind("CronWorkflow"):
+        if (cron["spec"]["workflowSpec"].get("workflowTemplateRef") or {}).get("name") != "sentiment-retrain":
+            continue
+        if cron["spec"].get("concurrencyPolicy") != "Forbid":
+            problems.append(f"CronWorkflow {cron['metadata']['name']}: concurrencyPolicy is not Forbid")
+        if cron["spec"]["workflowSpec"].get("synchronization"):
+            problems.append(
+                f"CronWorkflow {cron['metadata']['name']}: overrides the template's synchronization"
+            )
+    return problems
+
+
 def check_handoffs(dep: Deployment) -> Problems:
     """What one part writes is where the next part reads: the predictor's payload sink is the drift job's
     log root, the drift reference is where register publishes it, the base model and training data come
@@ -1015,6 +1089,7 @@ def check_handoffs(dep: Deployment) -> Problems:
             problems.append(
                 f"sentiment-retrain {name} default {value!r} needs the internet; the training pods have none"
             )
+    problems += _retrain_runs_serialised(dep)
     for pod in dep.pods():
         if (
             pod.source.startswith("WorkflowTemplate/sentiment-retrain/")

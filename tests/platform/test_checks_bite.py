@@ -379,3 +379,16 @@ def test_single_source_reports_a_copy_nothing_deploys(prod: Deployment, tmp_path
 def test_single_source_reports_an_object_synced_twice(prod: Deployment) -> None:
     prod.objects.append(dict(_one(prod, "CronJob", "sentimentops-drift"), _source="a second Application"))
     assert any("deployed twice" in p for p in checks.check_single_source(prod, []))
+
+
+def test_handoffs_report_retrain_runs_that_may_overlap(prod: Deployment) -> None:
+    _one(prod, "WorkflowTemplate", "sentiment-retrain")["spec"].pop("synchronization")
+    assert any("may overlap" in p for p in checks.check_handoffs(prod))
+
+
+def test_references_report_a_slack_secret_alertmanager_cannot_read(prod: Deployment) -> None:
+    secret = next(
+        d for d in prod.of_kind("ExternalSecret") if d["spec"]["target"]["name"] == "alertmanager-slack"
+    )
+    secret["spec"]["data"] = [d for d in secret["spec"]["data"] if d["secretKey"] != "pager-url"]
+    assert any("has no key pager-url" in p for p in checks.check_references(prod))
