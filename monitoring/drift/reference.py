@@ -3,8 +3,8 @@
 ``reference_uri`` may name one folder for every version, or hold ``{model_version}``: then it is the
 folder ``register --drift-reference-root`` publishes per registered version
 (``components/register/reference.py``: ``dataset.parquet`` and ``model.json``), expanded with the version
-that served the window. ``model.json`` also supplies the model for the reference predictions when
-``model_uri`` is not set.
+that served the window. ``model.json`` also supplies the model for the reference predictions, and the
+registry digest it must hash to, when ``model_uri`` is not set.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def resolve_reference(settings: DriftSettings, version: str | None) -> DriftSett
 
         try:
             with fsspec.open(f"{uri.rstrip('/')}/model.json", "r") as handle:
-                update["model_uri"] = str(json.load(handle)["model_uri"])
+                published = json.load(handle)
+            update["model_uri"] = str(published["model_uri"])
+            if settings.model_digest is None:
+                update["model_digest"] = str(published["digest"])
         except (OSError, KeyError, ValueError) as exc:
             raise ComponentError(f"no drift reference for model version {version!r} at {uri}: {exc}") from exc
     return settings.model_copy(update=update)

@@ -178,6 +178,10 @@ def test_registration_publishes_the_drift_reference_the_drift_job_resolves(
     client = registry.client(settings)
     source = client.get_model_version(settings.registered_model, result.version).source
     assert resolved.model_uri == source
+    assert (
+        resolved.model_digest
+        == client.get_model_version(settings.registered_model, result.version).tags["model_digest"]
+    )
     with pytest.raises(Exception, match="no drift reference for model version '999'"):
         resolve_reference(drift, "999")
 
