@@ -6,7 +6,8 @@
 For each size: a Kaggle-layout file from ``benchmarks.synth_kaggle`` (same seed, defects included) in a
 scratch folder (never in the repository), then each step exactly as the pipeline runs it, as its own
 process (``python -m components.<step> ... --track false``). Wall time is the step's process from start to
-exit (imports included); peak memory is that process's maximum resident set size (``wait4`` rusage).
+exit (imports included), CPU time its user + system time (less sensitive to other load on the machine);
+peak memory is that process's maximum resident set size (``wait4`` rusage).
 Prints a Markdown table with the command behind every figure; ``--json`` also writes the raw figures.
 """
 
@@ -30,8 +31,8 @@ DEFAULT_ROWS = (10_000, 100_000, 300_000, 1_130_017)
 BOUNDS = {"validate": (60.0, 2048.0), "train-baseline": (120.0, 3072.0)}  # seconds, MiB (issue 16)
 
 
-def _measure(command: list[str]) -> tuple[float, float, str]:
-    """Run ``command``; (wall seconds, peak RSS in MiB, last output line). Fails loudly on a non-zero exit."""
+def _measure(command: list[str]) -> tuple[float, float, float, str]:
+    """Run ``command``; (wall s, CPU s, peak RSS in MiB, last output line). Fails loudly on a non-zero exit."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -42,7 +43,7 @@ def _measure(command: list[str]) -> tuple[float, float, str]:
     if proc.returncode != 0:
         sys.exit(f"error: {' '.join(command)} exited {proc.returncode}:\n{output[-2000:]}")
     lines = [line for line in output.strip().splitlines() if line.strip()]
-    return wall, usage.ru_maxrss / 1024, lines[-1] if lines else ""
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, lines[-1] if lines else ""
 
 
 def _machine() -> str:
@@ -87,9 +88,17 @@ def run(sizes: list[int], work: Path, seed: int) -> list[dict[str, object]]:
         }  # fmt: skip
         row: dict[str, object] = {"rows": rows}
         for name, command in steps.items():
-            wall, rss, last = _measure(command)
-            row[name] = {"seconds": round(wall, 1), "peak_mib": round(rss), "output": last}
-            print(f"{rows:>9,} rows  {name:<15} {wall:7.1f} s  {rss:7.0f} MiB  {last[:110]}", flush=True)
+            wall, cpu, rss, last = _measure(command)
+            row[name] = {
+                "seconds": round(wall, 1),
+                "cpu_seconds": round(cpu, 1),
+                "peak_mib": round(rss),
+                "output": last,
+            }
+            print(
+                f"{rows:>9,} rows  {name:<15} {wall:7.1f} s  (CPU {cpu:7.1f} s)  {rss:7.0f} MiB  {last[:100]}",
+                flush=True,
+            )
         summary = json.loads((folder / "validated" / "dataset.json").read_text())
         row["kept_rows"], row["split_sizes"] = summary["rows"], summary["split_sizes"]
         results.append(row)
@@ -98,13 +107,16 @@ def run(sizes: list[int], work: Path, seed: int) -> list[dict[str, object]]:
 
 
 def table(results: list[dict[str, object]]) -> str:
-    head = "| rows in | rows kept | train rows | validate s | validate MiB | train-baseline s | train-baseline MiB | evaluate s | evaluate MiB |"
+    head = (
+        "| rows in | rows kept | train rows | validate s (CPU s) | validate MiB | train-baseline s (CPU s) "
+        "| train-baseline MiB | evaluate s (CPU s) | evaluate MiB |"
+    )
     lines = [head, "|" + "---|" * 9]
     for r in results:
         cells = [f"{r['rows']:,}", f"{r['kept_rows']:,}", f"{r['split_sizes']['train']:,}"]  # type: ignore[index]
         for step in ("validate", "train-baseline", "evaluate"):
             figures = r[step]
-            cells += [f"{figures['seconds']}", f"{figures['peak_mib']:,}"]  # type: ignore[index]
+            cells += [f"{figures['seconds']} ({figures['cpu_seconds']})", f"{figures['peak_mib']:,}"]  # type: ignore[index]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

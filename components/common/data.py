@@ -247,7 +247,8 @@ def normalise_texts(texts: pd.Series) -> pd.Series:
 def _group_keys(frame: pd.DataFrame) -> pd.Series:
     """The group of every row; a row without one is a group of its own."""
     group = frame["group"].where(frame["group"].notna(), "").astype(str).str.strip()
-    alone = "\x00row:" + pd.Series(frame.index.astype(str), index=frame.index)
+    # (not a NUL prefix: pandas hashes object strings as C strings, so "\x00…" keys would all collide)
+    alone = "<no group> row " + pd.Series(frame.index.astype(str), index=frame.index)
     return group.where(group != "", alone)
 
 

@@ -99,3 +99,57 @@ def test_unreadable_sources_give_readable_errors(tmp_path: Path) -> None:
         datalib.read_raw(str(tmp_path / "missing.csv"))
     with pytest.raises(datalib.DataError, match="cannot load hub dataset"):
         datalib.read_raw("no-such-org/no-such-dataset")
+
+
+def test_encodings_are_repaired_before_deduplication() -> None:
+    raw = pd.DataFrame(
+        {
+            "text": [
+                "It\u00e2\u20ac\u2122s caf\u00c3\u00a9 society",
+                "It\u2019s caf\u00e9 society",
+                "Tom &amp; Jerry",
+                "k",
+            ],
+            "label": ["1", "1", "0", "1"],
+        }
+    )
+    result = datalib.clean_rows(raw)
+    assert list(result.cleaned["text"]) == ["It\u2019s caf\u00e9 society", "Tom & Jerry"]
+    assert result.counts["duplicate"] == 1 and result.counts["too_short"] == 1
+    assert list(result.quarantine["row"]) == [1, 3]
+
+
+def test_conflicting_texts_keep_the_majority_label_or_go_on_a_tie() -> None:
+    raw = pd.DataFrame({"text": ["a b", "a b", "a b", "c d", "c d"], "label": [1, 0, 1, 0, 1]})
+    result = datalib.clean_rows(raw)
+    assert result.cleaned.to_dict("list") == {"text": ["a b"], "label": [1]}
+    assert dict(zip(result.quarantine["row"], result.quarantine["reason"], strict=True)) == {
+        1: "conflicting_label",
+        2: "duplicate",
+        3: "conflicting_label",
+        4: "conflicting_label",
+    }
+
+
+def test_group_split_keeps_groups_whole_and_rows_without_group_alone() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": [f"review {i}" for i in range(600)],
+            "label": [i % 2 for i in range(600)],
+            "group": [f"m/{i // 7}" if i < 560 else "" for i in range(600)],
+        }
+    )
+    split = datalib.finish_splits(frame, seed=3)
+    assert split.groupby("group")["split"].nunique().drop("").max() == 1
+    assert (split["split"] == "test").sum() == pytest.approx(60, abs=7)  # overshoots by less than a group
+    assert split.loc[split["group"] == "", "split"].nunique() > 1  # groupless rows are spread like rows
+
+
+def test_iter_split_streams_one_split_in_batches(tmp_path: Path, rt_frame: pd.DataFrame) -> None:
+    path = tmp_path / "dataset.parquet"
+    datalib.write_validated(rt_frame, path)
+    batches = list(datalib.iter_split(path, "test", batch_size=100))
+    assert max(len(b) for b in batches) <= 100 and list(batches[0].columns) == ["text", "label"]
+    streamed = pd.concat(batches, ignore_index=True)
+    expected = rt_frame[rt_frame["split"] == "test"][["text", "label"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(streamed, expected)
