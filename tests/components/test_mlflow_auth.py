@@ -197,12 +197,19 @@ def test_pipeline_trains_evaluates_and_registers_with_its_credentials(
                 challenger_dir=dirs["challenger"],
                 output_dir=str(tmp_path / "evaluation"),
                 latency_samples=5,
+                compare_champion=False,  # this server's "sentiment" champion is a fake gs:// version
             )
         )
-        registered = register(
-            RegisterSettings(evaluation_dir=str(tmp_path / "evaluation"), promotion_margin=-1.0)
+        # smoke evaluations register under their own name (created by the pipeline identity itself)
+        settings = RegisterSettings(
+            evaluation_dir=str(tmp_path / "evaluation"),
+            promotion_margin=-1.0,
+            registered_model=f"{MODEL}-smoke",
+            gate_min_samples=0,
+            gate_test="none",
         )
-        version = registry.version_by_alias(registry.client(RegisterSettings()), MODEL, "challenger")
+        registered = register(settings)
+        version = registry.version_by_alias(registry.client(settings), f"{MODEL}-smoke", "challenger")
     assert registered.created and version is not None and len(version.tags["model_digest"]) == 64
     with as_identity("reader", PASSWORDS["reader"]):  # the reader downloads and verifies it
         model = registry.load_verified(version)
