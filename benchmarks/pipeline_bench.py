@@ -57,7 +57,7 @@ def main() -> None:
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"pipeline failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    steps = re.search(r"succeeded in \d+s \((.*)\)", proc.stdout)
+    steps = re.search(r"(?:succeeded|finished) in \d+s \((.*?)\)", proc.stdout)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"mode: {args.mode}, base model: {args.base_model}, epochs: {args.epochs}")
     print(f"pipeline wall time: {wall:.1f} s ({steps.group(1) if steps else 'n/a'})")

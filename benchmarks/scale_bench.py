@@ -6,7 +6,7 @@
 For each size: a Kaggle-layout file from ``benchmarks.synth_kaggle`` (same seed, defects included) in a
 scratch folder (never in the repository), then each step exactly as the pipeline runs it, as its own
 process (``python -m components.<step> ... --track false``). Wall time is the step's process from start to
-exit (imports included), CPU time its user + system time (less sensitive to other load on the machine);
+exit (imports included, measured by GNU time), CPU time its user + system time (less sensitive to other load on the machine);
 peak memory is that process's maximum resident set size (``wait4`` rusage).
 Prints a Markdown table with the command behind every figure; ``--json`` also writes the raw figures.
 """
@@ -24,26 +24,40 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.synth_kaggle import generate
-
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROWS = (10_000, 100_000, 300_000, 1_130_017)
 BOUNDS = {"validate": (60.0, 2048.0), "train-baseline": (120.0, 3072.0)}  # seconds, MiB (issue 16)
 
 
+TIME = Path("/usr/bin/time")
+
+
 def _measure(command: list[str]) -> tuple[float, float, float, str]:
-    """Run ``command``; (wall s, CPU s, peak RSS in MiB, last output line). Fails loudly on a non-zero exit."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(command)} exited {proc.returncode}:\n{output[-2000:]}")
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, lines[-1] if lines else ""
+    """Run ``command``; (wall s, CPU s, peak RSS in MiB, last output line). Fails loudly on a non-zero exit.
+
+    Linux carries a forked child's pre-exec RSS into its ``ru_maxrss``, so a child forked straight from this
+    (large) process would report at least this process's RSS: GNU time, itself tiny, forks the step instead.
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        wrapped = [str(TIME), "-f", "%e %U %S %M", "-o", report.name, *command] if TIME.exists() else command
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            wrapped, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            sys.exit(f"error: {' '.join(command)} exited {code}:\n{output[-2000:]}")
+        lines = [line for line in output.strip().splitlines() if line.strip()]
+        last = lines[-1] if lines else ""
+        if TIME.exists():
+            elapsed, user, system, peak_kb = Path(report.name).read_text().split()[-4:]
+            return float(elapsed), float(user) + float(system), int(peak_kb) / 1024, last
+    print("warning: no /usr/bin/time: peak memory includes this process's own RSS", file=sys.stderr)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, last
 
 
 def _machine() -> str:
@@ -70,7 +84,19 @@ def run(sizes: list[int], work: Path, seed: int) -> list[dict[str, object]]:
         folder = work / f"rows_{rows}"
         folder.mkdir(parents=True, exist_ok=True)
         source = folder / "critic_reviews.csv"
-        generate(rows, seed=seed).to_csv(source, index=False)
+        _measure(
+            [
+                python,
+                "-m",
+                "benchmarks.synth_kaggle",
+                "--rows",
+                str(rows),
+                "--seed",
+                str(seed),
+                "--out",
+                str(source),
+            ]
+        )
         steps = {
             "validate": [
                 python, "-m", "components.validate", "--dataset-uri", str(source),
