@@ -230,7 +230,9 @@ def render_html(result: ValidationResult) -> str:
         for reason, count in cleaning["counts"].items():
             share, bound = cleaning["shares"][reason], cleaning["bounds"][reason]
             shown = "".join(
-                f"<li>row {e['row']} (label {html.escape(e['label'])}): <q>{html.escape(str(e['text']))}</q></li>"
+                f"<li>row {e['row']} (label {html.escape(e['label'])}): "
+                + (f"<q>{html.escape(str(e['text']))}</q>" if (e["text"] or "").strip() else "<i>(empty)</i>")
+                + "</li>"
                 for e in cleaning["examples"].get(reason, [])
             )
             css = "fail" if share > bound else "ok"
