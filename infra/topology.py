@@ -265,6 +265,16 @@ WORKLOADS: dict[str, Workload] = {
             buckets=(BucketGrant("artifacts", "roles/storage.objectUser"),),
         ),
         Workload(
+            "mlflow-bootstrap",
+            "{platform}",
+            "Job",
+            "sentimentops-mlflow-auth-bootstrap",
+            pod_labels={
+                "app.kubernetes.io/component": "mlflow-bootstrap",
+                "sentimentops.io/mlflow-client": "true",
+            },
+        ),
+        Workload(
             "drift",
             "{platform}",
             "CronJob",
@@ -460,6 +470,7 @@ FLOWS: tuple[Flow, ...] = (
         "Pipeline steps -> MLflow -> Cloud SQL (Auth Proxy, IAM user) -> artifacts bucket",
         (
             Hop("training", "mlflow", 5000, "log runs, register versions"),
+            Hop("mlflow-bootstrap", "mlflow", 5000, "create the basic-auth users and grants"),
             Hop("mlflow", "cloud-sql", 3307, "Cloud SQL Auth Proxy to the instance"),
             Hop("mlflow", "google-apis", 443, "artifacts bucket, Cloud SQL Admin API"),
             Hop("mlflow", "metadata-server", 988, "Workload Identity token"),
@@ -476,6 +487,7 @@ FLOWS: tuple[Flow, ...] = (
 FORBIDDEN: tuple[Hop, ...] = (
     Hop("predictor", "mlflow", 5000, "the predictor never uses the registry"),
     Hop("client", "mlflow", 5000, "no user namespace reaches MLflow"),
+    Hop("drift", "mlflow", 5000, "the drift job reads its reference model from the bucket, not the registry"),
     Hop("predictor", "pushgateway", 9091, "only the drift job pushes"),
     Hop("training", "git-host", 22, "only canary-analysis pushes to git"),
     Hop("predictor", "git-host", 22, "serving has no internet"),

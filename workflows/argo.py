@@ -24,6 +24,7 @@ from hera.workflows import (
     Resources,
     RetryPolicy,
     RetryStrategy,
+    SecretEnv,
     Task,
     WorkflowTemplate,
 )
@@ -132,8 +133,11 @@ def _pod_security_context(cfg: ClusterConfig) -> m.PodSecurityContext:
     )
 
 
-def _env(cfg: ClusterConfig, extra: dict[str, str] | None = None) -> list[Env]:
-    """Environment of every step: tracking, lineage, and caches on the writable /tmp."""
+def _env(
+    cfg: ClusterConfig, extra: dict[str, str] | None = None, mlflow_role: str = "pipeline"
+) -> list[Env | SecretEnv]:
+    """Environment of every step: tracking (as the MLflow identity ``mlflow_role``), lineage, and caches
+    on the writable /tmp."""
     values = {
         "SENTIMENTOPS_TRACKING_URI": cfg.tracking_uri,
         "SENTIMENTOPS_PIPELINE_ID": "{{workflow.name}}",
@@ -148,7 +152,17 @@ def _env(cfg: ClusterConfig, extra: dict[str, str] | None = None) -> list[Env]:
         "TRANSFORMERS_OFFLINE": "1",
         **(extra or {}),
     }
-    return [Env(name=k, value=v) for k, v in values.items()]
+    plain: list[Env | SecretEnv] = [Env(name=k, value=v) for k, v in values.items()]
+    # MLflow's basic-auth identity (helm/sentimentops mlflow.auth): username in plain text, password from
+    # the chart's Secret, never in the manifest.
+    return plain + [
+        Env(name="MLFLOW_TRACKING_USERNAME", value=cfg.mlflow_users[mlflow_role]),
+        SecretEnv(
+            name="MLFLOW_TRACKING_PASSWORD",
+            secret_name=cfg.mlflow_auth_secret,
+            secret_key=f"{mlflow_role}-password",
+        ),
+    ]
 
 
 def _volumes(resources: StepResources) -> tuple[list[m.Volume], list[m.VolumeMount]]:
@@ -186,6 +200,7 @@ def component_container(
     gate_exit_codes: tuple[int, ...] = (2,),
     extra_env: dict[str, str] | None = None,
     gpu: bool = False,
+    mlflow_role: str = "pipeline",
 ) -> Container:
     """One component CLI as a hardened container template."""
     if gpu != bool(resources.gpus):
@@ -198,7 +213,7 @@ def component_container(
         image_pull_policy="IfNotPresent",
         command=["python", "-m", module],
         args=args,
-        env=_env(cfg, extra_env),
+        env=_env(cfg, extra_env, mlflow_role),
         resources=Resources(
             cpu_request=resources.cpu_request,
             cpu_limit=resources.cpu_limit,
@@ -356,6 +371,7 @@ def build_batch_score_template(cfg: ClusterConfig = DEFAULT_CLUSTER) -> Workflow
             args,
             STEP_RESOURCES["batch-score"],
             cfg,
+            mlflow_role="reader",
         )
     return template
 

@@ -91,6 +91,11 @@ class ClusterConfig:
     # Scheduled retraining: Mondays 03:00 UTC.
     cron_schedule: str = "0 3 * * 1"
     cron_timezone: str = "Etc/UTC"
+    # MLflow basic-auth identities (helm/sentimentops values mlflow.auth.users / secretName).
+    mlflow_auth_secret: str = "sentimentops-mlflow-auth"
+    mlflow_users: dict[str, str] = field(
+        default_factory=lambda: {"pipeline": "pipeline", "rollout": "rollout", "reader": "reader"}
+    )
     # Further parameter defaults to bake in (``python -m workflows.generate --param name=value``).
     extra_parameter_defaults: tuple[tuple[str, str], ...] = ()
 

@@ -480,6 +480,20 @@ def _exists_secret(dep: Deployment, ns: str, name: str) -> bool:
     )
 
 
+def _secret_keys(dep: Deployment, ns: str, name: str) -> set[str]:
+    """Keys a Secret will hold: its data, or the secretKeys of the ExternalSecret that creates it."""
+    secret = dep.find("Secret", name, ns)
+    if secret is not None:
+        return set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+    return {
+        d["secretKey"]
+        for es in dep.of_kind("ExternalSecret")
+        if es["metadata"].get("namespace") == ns
+        and (es["spec"].get("target") or {}).get("name", es["metadata"]["name"]) == name
+        for d in es["spec"].get("data", [])
+    }
+
+
 def check_references(dep: Deployment) -> Problems:
     """Every name an object uses resolves as the cluster would resolve it."""
     problems: Problems = []
@@ -501,6 +515,10 @@ def check_references(dep: Deployment) -> Problems:
                 if ref and not _exists_secret(dep, ns, ref["name"]):
                     problems.append(
                         f"{pod.source}: Secret {ns}/{ref['name']} (env {env['name']}) does not exist"
+                    )
+                elif ref and ref["key"] not in _secret_keys(dep, ns, ref["name"]):
+                    problems.append(
+                        f"{pod.source}: Secret {ns}/{ref['name']} has no key {ref['key']} (env {env['name']})"
                     )
     # Argo: git artifacts' ssh keys, template references and their parameters.
     for doc in dep.objects:
@@ -1068,6 +1086,17 @@ def check_handoffs(dep: Deployment) -> Problems:
     elif sink.rstrip("/") != drift_env.get("SENTIMENTOPS_LOG_ROOT", "").rstrip("/"):
         problems.append(
             f"the predictor logs to {sink}, the drift job reads {drift_env.get('SENTIMENTOPS_LOG_ROOT')}"
+        )
+    pinned = _env_of(predictor[0]).get("SENTIMENTOPS_EXPECTED_MODEL_DIGEST", "")
+    isvc = next(d for d in dep.of_kind("InferenceService"))
+    annotated = (isvc["metadata"].get("annotations") or {}).get("sentimentops.io/model-digest")
+    if not re.fullmatch(r"[0-9a-f]{64}", pinned):
+        problems.append(
+            "the predictor has no pinned model digest (SENTIMENTOPS_EXPECTED_MODEL_DIGEST): it never becomes ready"
+        )
+    elif pinned != annotated:
+        problems.append(
+            f"the predictor's pinned digest {pinned[:12]}… differs from the annotation {str(annotated)[:12]}…"
         )
     rate = _env_of(predictor[0]).get("SENTIMENTOPS_PAYLOAD_LOG_SAMPLE_RATE")
     if rate is not None and float(rate) != dep.env.payload_log_sample_rate:

@@ -234,6 +234,16 @@ MUTATIONS: dict[str, tuple[Callable[[Deployment], None], str]] = {
         lambda d: d.objects.remove(_one(d, "ExternalSecret", "sentimentops-gitops")),
         "Secret sentimentops/sentimentops-gitops does not exist",
     ),
+    "secret key": (
+        lambda d: _one(d, "ExternalSecret", "sentimentops-mlflow-auth")["spec"].update(
+            data=[
+                x
+                for x in _one(d, "ExternalSecret", "sentimentops-mlflow-auth")["spec"]["data"]
+                if x["secretKey"] != "reader-password"
+            ]
+        ),
+        "has no key reader-password",
+    ),
     "service account": (
         lambda d: _one(d, "CronJob", "sentimentops-drift")["spec"]["jobTemplate"]["spec"]["template"][
             "spec"
@@ -392,3 +402,9 @@ def test_references_report_a_slack_secret_alertmanager_cannot_read(prod: Deploym
     )
     secret["spec"]["data"] = [d for d in secret["spec"]["data"] if d["secretKey"] != "pager-url"]
     assert any("has no key pager-url" in p for p in checks.check_references(prod))
+
+
+def test_handoffs_report_a_predictor_without_a_pinned_digest(prod: Deployment) -> None:
+    model = _one(prod, "InferenceService", "sentiment")["spec"]["predictor"]["model"]
+    model["env"] = [e for e in model["env"] if e["name"] != "SENTIMENTOPS_EXPECTED_MODEL_DIGEST"]
+    assert any("no pinned model digest" in p for p in checks.check_handoffs(prod))

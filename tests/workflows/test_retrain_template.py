@@ -110,7 +110,7 @@ def test_every_parameter_flows_into_the_commands(retrain: dict[str, Any]) -> Non
     used: set[str] = set()
     for template in container_templates(retrain).values():
         container = template["container"]
-        texts = container["args"] + [e["value"] for e in container["env"]]
+        texts = container["args"] + [e["value"] for e in container["env"] if "value" in e]
         for text in texts:
             used |= set(_REF.findall(text))
             assert "{" not in substitute(text), f"unrendered template left in {text!r}"
@@ -213,10 +213,17 @@ def test_every_step_is_hardened_and_bounded(retrain: dict[str, Any]) -> None:
         for kind in ("cpu", "memory"):
             assert resources["requests"][kind] and resources["limits"][kind], f"{name}: {kind}"
         assert template["activeDeadlineSeconds"] == STEP_RESOURCES[name].deadline_seconds
-        env = {e["name"]: e["value"] for e in container["env"]}
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         assert env["SENTIMENTOPS_TRACKING_URI"] == DEFAULT_CLUSTER.tracking_uri
         assert env["GIT_COMMIT"] == "{{workflow.parameters.git_revision}}"
         assert env["HOME"].startswith("/tmp") and env["HF_HOME"].startswith("/tmp")
+        # MLflow's pipeline identity: the password comes from the chart's Secret, never inline.
+        assert env["MLFLOW_TRACKING_USERNAME"] == "pipeline"
+        (password,) = [e for e in container["env"] if e["name"] == "MLFLOW_TRACKING_PASSWORD"]
+        assert password["valueFrom"]["secretKeyRef"] == {
+            "name": DEFAULT_CLUSTER.mlflow_auth_secret,
+            "key": "pipeline-password",
+        }
 
 
 def test_a_failed_gate_run_as_rendered_exits_2_and_is_not_retried(
@@ -230,7 +237,7 @@ def test_a_failed_gate_run_as_rendered_exits_2_and_is_not_retried(
     container = template["container"]
     command = [sys.executable, *container["command"][1:], *(substitute(a, values) for a in container["args"])]
     env = {
-        **{e["name"]: substitute(e["value"], values) for e in container["env"]},
+        **{e["name"]: substitute(e["value"], values) for e in container["env"] if "value" in e},
         "HOME": str(tmp_path),
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "MPLCONFIGDIR": str(tmp_path / "mpl"),

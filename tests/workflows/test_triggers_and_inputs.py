@@ -156,7 +156,7 @@ def test_batch_score_template_command_runs_as_rendered(
     (template,) = container_templates(batch).values()
     container = template["container"]
     command = [sys.executable, *container["command"][1:], *(substitute(a, values) for a in container["args"])]
-    env = {e["name"]: substitute(e["value"], values) for e in container["env"]}
+    env = {e["name"]: substitute(e["value"], values) for e in container["env"] if "value" in e}
     env.update(
         HOME=str(tmp_path),
         HF_HOME=str(tmp_path / "hf"),

@@ -124,6 +124,14 @@ resource "google_sql_database" "mlflow" {
   instance = google_sql_database_instance.mlflow.name
 }
 
+# Users and grants of MLflow's basic-auth app (helm/sentimentops mlflow.auth.databaseName): its own
+# database, because the auth app and the tracking store each keep an alembic_version table.
+resource "google_sql_database" "mlflow_auth" {
+  project  = var.project_id
+  name     = "mlflow_auth"
+  instance = google_sql_database_instance.mlflow.name
+}
+
 # The IAM database user of MLflow's Google SA. It still needs privileges on the database, granted once
 # by an admin (docs/operations.md, "Database grants").
 resource "google_sql_user" "mlflow" {
