@@ -1,6 +1,7 @@
 """The chart's MLflow command line, run for real: it starts with the installed MLflow (the image installs
-the same pinned version), answers its health check, serves the API to the in-cluster Service names and
-refuses any other Host header."""
+the same pinned version) behind its basic-auth app with the chart's auth config, answers its health check,
+refuses anonymous API calls, serves authenticated ones to the in-cluster Service names and refuses any
+other Host header."""
 
 from __future__ import annotations
 
@@ -28,6 +29,25 @@ def chart_mlflow_command(values: dict | None = None) -> list[str]:
     return [*container["command"], *container["args"]]
 
 
+def chart_auth_config(values: dict | None = None) -> str:
+    (config,) = [
+        d
+        for d in documents(render(values))
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "sentimentops-mlflow-auth"
+    ]
+    return config["data"]["basic_auth.ini"]
+
+
+def test_chart_auth_config_is_what_the_auth_module_writes() -> None:
+    """One definition of the server's auth config: the chart's ConfigMap is auth_config_ini's text."""
+    from components.common.mlflow_auth import auth_config_ini
+
+    text = chart_auth_config()
+    database = next(line.split(" = ", 1)[1] for line in text.splitlines() if line.startswith("database_uri"))
+    assert database.startswith("postgresql+psycopg://") and database.endswith("/mlflow_auth")
+    assert text == auth_config_ini(database)
+
+
 def local_command(command: list[str], port: int, tmp: Path) -> list[str]:
     """The chart's command with only the cluster-specific values swapped for local ones."""
     local = {
@@ -49,11 +69,32 @@ def local_command(command: list[str], port: int, tmp: Path) -> list[str]:
 def test_chart_mlflow_command_line_serves_and_rejects_foreign_hosts(tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "mlflow.log").open("w")
-    # The container's environment (telemetry off), as the chart sets it.
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "HOME": str(tmp_path)}
-    proc = subprocess.Popen(
-        local_command(chart_mlflow_command(), port, tmp_path), stdout=log, stderr=subprocess.STDOUT, env=env
+    # The container's environment as the chart sets it: telemetry off, the auth app's config (its database
+    # swapped for a local one), the admin from the Secret.
+    ini = tmp_path / "basic_auth.ini"
+    ini.write_text(
+        "\n".join(
+            f"database_uri = sqlite:///{tmp_path / 'auth.db'}" if line.startswith("database_uri") else line
+            for line in chart_auth_config().splitlines()
+        )
+        + "\n"
     )
+    admin = ("admin", "local-admin-password-0123")
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "HOME": str(tmp_path),
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_USERNAME": admin[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "local-test-secret-key-0123456789",
+    }
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        env.pop(key, None)
+    command = local_command(chart_mlflow_command(), port, tmp_path)
+    assert "--app-name=basic-auth" in command
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         try:
@@ -62,8 +103,10 @@ def test_chart_mlflow_command_line_serves_and_rejects_foreign_hosts(tmp_path: Pa
             raise AssertionError(f"{exc}\n{(tmp_path / 'mlflow.log').read_text()[-3000:]}") from exc
         api = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
         service_host = f"sentimentops-mlflow.{NAMESPACE}.svc.cluster.local:5000"
-        assert httpx.get(api, headers={"Host": service_host}, timeout=10).status_code == 200
-        assert httpx.get(api, headers={"Host": "mlflow.attacker.example"}, timeout=10).status_code == 403
+        assert httpx.get(api, headers={"Host": service_host}, timeout=10).status_code == 401  # anonymous
+        assert httpx.get(api, headers={"Host": service_host}, auth=admin, timeout=10).status_code == 200
+        foreign = httpx.get(api, headers={"Host": "mlflow.attacker.example"}, auth=admin, timeout=10)
+        assert foreign.status_code == 403
     finally:
         proc.terminate()
         try:

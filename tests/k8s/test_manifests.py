@@ -5,7 +5,9 @@ resources, Workload Identity, a PDB, Argo CD pointing at existing overlays)."""
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -192,3 +194,23 @@ def test_workflow_scripts_parse_and_match_the_cli_exit_codes() -> None:
     assert f"{Verdict.ROLLBACK.value}) echo rollback" in analyse
     retry = next(t for t in template["spec"]["templates"] if t["name"] == "analyse")["retryStrategy"]
     assert retry["expression"] == f"asInt(lastRetry.exitCode) == {Verdict.HOLD.value}"
+
+
+def _spliced_parameters(template: dict[str, Any]) -> list[str]:
+    """Argo placeholders ({{...}}) inside a script's source: a parameter value spliced into shell."""
+    found = []
+    for t in template["spec"]["templates"]:
+        source = (t.get("script") or {}).get("source", "")
+        found += [f"{t['name']}: {m}" for m in re.findall(r"\{\{[^}]+\}\}", source)]
+    return found
+
+
+def test_canary_scripts_take_parameters_only_from_the_environment() -> None:
+    """A reason string or branch name with shell metacharacters cannot run code: scripts read parameters
+    from env vars (Argo substitutes those as data), never from placeholders in their source."""
+    (template,) = [d for d in yaml.safe_load_all((K8S / "argo" / "canary-analysis.yaml").read_text()) if d]
+    assert _spliced_parameters(template) == []
+    broken = copy.deepcopy(template)
+    push = next(t for t in broken["spec"]["templates"] if t["name"] == "push")
+    push["script"]["source"] += 'echo "{{inputs.parameters.reason}}"\n'
+    assert _spliced_parameters(broken) == ["push: {{inputs.parameters.reason}}"]
