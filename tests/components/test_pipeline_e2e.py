@@ -118,7 +118,12 @@ def test_smoke_run_holds_and_leaves_the_real_registry_alone(
     assert client.search_model_versions("name = 'sentiment-smoke'") == []
     assert client.get_experiment_by_name("sentiment") is None  # every run went to the smoke experiment
     smoke_runs = client.search_runs([client.get_experiment_by_name("sentiment-smoke").experiment_id])
-    assert {r.data.tags.get("step") for r in smoke_runs} >= {"pipeline", "validate", "train-baseline", "evaluate"}
+    assert {r.data.tags.get("step") for r in smoke_runs} >= {
+        "pipeline",
+        "validate",
+        "train-baseline",
+        "evaluate",
+    }
 
 
 def test_smoke_tracking_defaults_to_its_own_store() -> None:
@@ -148,7 +153,9 @@ def test_corrupted_csv_stops_the_pipeline_at_validate(tmp_path: Path, tiny_check
     frame.to_csv(bad, index=False)
     proc = run_pipeline(tracking_uri, tmp_path / "run", bad, tiny_checkpoint_dir)
     assert proc.returncode == 2
-    assert "error: validation gate failed: share of rows dropped as invalid_label 20.01% exceeds" in proc.stderr
+    assert (
+        "error: validation gate failed: share of rows dropped as invalid_label 20.01% exceeds" in proc.stderr
+    )
     assert "error: pipeline stopped: the validate gate refused" in proc.stderr.strip().splitlines()[-1]
     assert "=== train-baseline" not in proc.stdout
     assert MlflowClient(tracking_uri).search_registered_models() == []
