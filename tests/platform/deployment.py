@@ -106,15 +106,7 @@ def _render_our_chart(values_file: str, namespace: str) -> list[dict[str, Any]]:
     values = yaml.safe_load((CHART_DIR / values_file).read_text()) or {}
     with helm.Chart.load(str(CHART_DIR)) as chart:
         manifests = chart.render(values, name="sentimentops", namespace=namespace)
-    docs = []
-    for path, text in manifests.items():
-        if path.endswith("NOTES.txt"):
-            continue
-        for doc in yaml.safe_load_all(text):
-            if isinstance(doc, dict) and doc:
-                doc.setdefault("metadata", {}).setdefault("namespace", namespace)
-                docs.append(doc)
-    return docs
+    return upstream.manifest_documents(manifests, namespace)
 
 
 def render_application(app: dict[str, Any]) -> list[dict[str, Any]]:

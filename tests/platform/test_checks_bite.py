@@ -310,7 +310,7 @@ def test_a_pin_without_upstream_material_cannot_be_checked(monkeypatch: pytest.M
 def test_alert_selectors_report_controller_metrics_older_argo_lacks(
     prod: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(checks, "versions", lambda: {"apps": {"argo_workflows": "v3.5.11"}})
+    monkeypatch.setattr(checks.consistency, "versions", lambda: {"apps": {"argo_workflows": "v3.5.11"}})
     assert any("only from Argo Workflows 3.6" in p for p in checks.check_alert_selectors(prod))
 
 

@@ -86,6 +86,15 @@ def render_chart(
         manifests = json.loads(
             _native.call_string("helm_render", loaded._raw(), _dumps(values), json.dumps(options))
         )
+    docs = manifest_documents(manifests, namespace)
+    for doc in docs:
+        doc["_source"] = f"{chart} {version}: {doc['_source']}"
+    return docs
+
+
+def manifest_documents(manifests: dict[str, str], namespace: str) -> list[dict[str, Any]]:
+    """Every object of a Helm render ({template path: text}, NOTES excluded), namespaced as Helm installs
+    it; ``_source`` is the template path."""
     docs = []
     for path, text in manifests.items():
         if path.endswith("NOTES.txt"):
@@ -93,7 +102,7 @@ def render_chart(
         for doc in yaml.safe_load_all(text):
             if isinstance(doc, dict) and doc:
                 doc.setdefault("metadata", {}).setdefault("namespace", namespace)
-                doc["_source"] = f"{chart} {version}: {path}"
+                doc["_source"] = path
                 docs.append(doc)
     return docs
 
