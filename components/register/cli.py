@@ -18,8 +18,9 @@ def _main() -> None:
     settings = settings_from_args(RegisterSettings, build_parser().parse_args())
     result = register(settings)
     evidence = "; ".join(
-        f"vs {c.role} {c.delta:+.4f} ({c.test} p={c.p_value:.3g})"
-        if c.p_value is not None
+        f"vs {c.role} {c.delta:+.4f} ({c.test} p={c.p_value:.3g}, "
+        f"{1 - 2 * settings.gate_alpha:.0%} interval [{c.ci_low:+.4f}, {c.ci_high:+.4f}])"
+        if c.p_value is not None and c.ci_low is not None and c.ci_high is not None
         else f"vs {c.role} {c.delta:+.4f}"
         for c in result.decision.comparisons.values()
     )

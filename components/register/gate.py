@@ -66,9 +66,9 @@ def _metric(metric: str, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, n: int)
 
 
 def _bootstrap(
-    metric: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, samples: int, seed: int
+    metric: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, samples: int, seed: int, alpha: float
 ) -> tuple[float, float, float]:
-    """Paired bootstrap of metric(a) - metric(b): (one-sided p for "no lead", 2.5 %, 97.5 % quantiles)."""
+    """Paired bootstrap of metric(a) - metric(b): (one-sided p for "no lead", alpha and 1 - alpha quantiles)."""
     rng = np.random.default_rng(seed)
     n = len(y)
     deltas = []
@@ -85,7 +85,7 @@ def _bootstrap(
         deltas.append(values[0] - values[1])
     d = np.concatenate(deltas)
     p = float((np.sum(d <= 0) + 1) / (len(d) + 1))
-    return p, float(np.quantile(d, 0.025)), float(np.quantile(d, 0.975))
+    return p, float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha))
 
 
 def compare(
@@ -98,8 +98,15 @@ def compare(
     test: GateTest,
     bootstrap_samples: int = 2000,
     seed: int = 42,
+    alpha: float = 0.05,
 ) -> Comparison:
-    """Paired significance of the challenger's lead over one model."""
+    """Paired significance of the challenger's lead over one model.
+
+    The interval is two-sided at 1 - 2 * alpha, so its lower bound is above 0 exactly when the one-sided
+    test at ``alpha`` finds the lead significant (up to the normal approximation used for McNemar's interval).
+    """
+    from statistics import NormalDist
+
     from scipy.stats import binomtest
 
     y = np.asarray(labels).astype(bool)
@@ -114,10 +121,10 @@ def compare(
         discordant = only_a + only_b
         p = float(binomtest(only_a, discordant, 0.5, alternative="greater").pvalue) if discordant else 1.0
         n = len(y)
-        spread = 1.96 * np.sqrt(max(discordant / n - delta**2, 0.0) / n)
+        spread = NormalDist().inv_cdf(1 - alpha) * np.sqrt(max(discordant / n - delta**2, 0.0) / n)
         low, high = delta - spread, delta + spread
     elif kind == "bootstrap":
-        p, low, high = _bootstrap(metric, y, a, b, bootstrap_samples, seed)
+        p, low, high = _bootstrap(metric, y, a, b, bootstrap_samples, seed, alpha)
     return Comparison(role, delta, kind, p, low, high, only_a, only_b)
 
 
@@ -166,6 +173,7 @@ def decide_paired(
             test,
             bootstrap_samples,
             seed,
+            alpha,
         )
         decision.comparisons[role] = found
         if found.p_value is not None and found.p_value >= alpha:
