@@ -449,8 +449,8 @@ def pipeline() -> Any:
                 "Drift jobs succeeded / failed",
                 "none",
                 [
-                    ('sum(kube_job_status_succeeded{job_name=~"sentiment-drift-.*"})', "succeeded"),
-                    ('sum(kube_job_status_failed{job_name=~"sentiment-drift-.*"})', "failed"),
+                    ('sum(kube_job_status_succeeded{job_name=~"sentimentops-drift-.*"})', "succeeded"),
+                    ('sum(kube_job_status_failed{job_name=~"sentimentops-drift-.*"})', "failed"),
                 ],
             )
         )

@@ -408,3 +408,12 @@ def test_handoffs_report_a_predictor_without_a_pinned_digest(prod: Deployment) -
     model = _one(prod, "InferenceService", "sentiment")["spec"]["predictor"]["model"]
     model["env"] = [e for e in model["env"] if e["name"] != "SENTIMENTOPS_EXPECTED_MODEL_DIGEST"]
     assert any("no pinned model digest" in p for p in checks.check_handoffs(prod))
+
+
+def test_alert_selectors_cover_the_dashboards_too(prod: Deployment) -> None:
+    """The pipeline dashboard's argo_workflows_* panels need the scraped controller metrics as well."""
+    from tests.platform.checks.consistency import _dashboard_queries
+
+    assert any("argo_workflows_" in expr for _, expr in _dashboard_queries(prod))
+    prod.addon_objects = [d for d in prod.addon_objects if d["kind"] != "ServiceMonitor"]
+    assert any(".json/" in p and "no ServiceMonitor" in p for p in checks.check_alert_selectors(prod))

@@ -134,17 +134,18 @@ _MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
 
 
 def check_alert_selectors(dep: Deployment) -> Problems:
-    """Alert rules select the names the deployment really produces: CronJob job names, the Pushgateway
-    job, WorkflowTemplate names; controller metrics exist in the pinned Argo version and are scraped."""
+    """Alert rules and dashboard queries select the names the deployment really produces: CronJob job
+    names, the Pushgateway job, WorkflowTemplate names; controller metrics exist in the pinned Argo
+    version and are scraped."""
     from monitoring.drift.push import JOB as DRIFT_JOB
 
     problems = []
     cronjobs = [cj["metadata"]["name"] for cj in dep.of_kind("CronJob")]
     templates = [wt["metadata"]["name"] for wt in dep.of_kind("WorkflowTemplate")]
     argo_version = tuple(int(x) for x in versions()["apps"]["argo_workflows"].lstrip("v").split(".")[:2])
-    for rule in _rules(dep):
-        name = rule.get("alert") or rule.get("record")
-        for metric, body in _SELECTOR.findall(rule["expr"]):
+    queries = [(r.get("alert") or r.get("record"), r["expr"]) for r in _rules(dep)] + _dashboard_queries(dep)
+    for name, expr in queries:
+        for metric, body in _SELECTOR.findall(expr):
             for label, op, value in _MATCHER.findall(body):
                 if metric.startswith("kube_job") and label == "job_name":
                     pattern = value if op == "=~" else re.escape(value)
@@ -169,6 +170,23 @@ def check_alert_selectors(dep: Deployment) -> Problems:
                         f"{name}: {metric}: no ServiceMonitor scrapes the Argo controller's metrics"
                     )
     return problems
+
+
+def _dashboard_queries(dep: Deployment) -> list[tuple[str, str]]:
+    """(dashboard/panel, PromQL) of every Grafana dashboard ConfigMap the deployment ships."""
+    import json
+
+    out = []
+    for cm in dep.of_kind("ConfigMap"):
+        for key, text in (cm.get("data") or {}).items():
+            if not key.endswith(".json"):
+                continue
+            dashboard = json.loads(text)
+            for panel in dashboard.get("panels", []):
+                for target in panel.get("targets", []):
+                    if target.get("expr"):
+                        out.append((f"{key}/{panel.get('title')}", target["expr"]))
+    return out
 
 
 def _argo_metrics_scraped(dep: Deployment) -> bool:
