@@ -268,6 +268,24 @@ MUTATIONS: dict[str, tuple[Callable[[Deployment], None], str]] = {
         ][0].update(image="europe-west4-docker.pkg.dev/sentimentops-dev/sentimentops/train:0.1.0"),
         "not in prod's registry",
     ),
+    "monitor port": (
+        lambda d: _one(d, "ServiceMonitor", "sentimentops-pushgateway")["spec"]["endpoints"][0].update(
+            port="metrics"
+        ),
+        "no port named metrics",
+    ),
+    "disruption budget": (
+        lambda d: _one(d, "PodDisruptionBudget", "sentiment-predictor")["spec"]["selector"][
+            "matchLabels"
+        ].update(component="transformer"),
+        "PodDisruptionBudget sentiment-prod/sentiment-predictor: selector matches no pod",
+    ),
+    "image build": (
+        lambda d: _one(d, "CronJob", "sentimentops-drift")["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+            "containers"
+        ][0].update(image="europe-west4-docker.pkg.dev/sentimentops-prod/sentimentops/train:0.0.9"),
+        "image train runs as 2 builds in prod",
+    ),
     "monitor selector": (
         lambda d: _one(d, "PodMonitor", "sentiment-predictor")["spec"]["selector"]["matchLabels"].update(
             component="predicter"
@@ -417,3 +435,9 @@ def test_alert_selectors_cover_the_dashboards_too(prod: Deployment) -> None:
     assert any("argo_workflows_" in expr for _, expr in _dashboard_queries(prod))
     prod.addon_objects = [d for d in prod.addon_objects if d["kind"] != "ServiceMonitor"]
     assert any(".json/" in p and "no ServiceMonitor" in p for p in checks.check_alert_selectors(prod))
+
+
+def test_alert_selectors_report_an_up_selector_no_monitor_produces(prod: Deployment) -> None:
+    """SentimentModelServerDown selects the predictor's scrape job by name: renaming the PodMonitor breaks it."""
+    _one(prod, "PodMonitor", "sentiment-predictor")["metadata"]["name"] = "predictor-metrics"
+    assert any("matches no scrape job" in p for p in checks.check_alert_selectors(prod))

@@ -155,6 +155,13 @@ def check_alert_selectors(dep: Deployment) -> Problems:
                         )
                 if metric.startswith("sentiment_drift") and label == "job" and value != DRIFT_JOB:
                     problems.append(f'{name}: {metric}{{job="{value}"}}, the drift job pushes as {DRIFT_JOB}')
+                if metric == "up" and label == "job":
+                    pattern = value if op == "=~" else re.escape(value)
+                    jobs = _scrape_jobs(dep)
+                    if not any(re.fullmatch(pattern, job) for job in jobs):
+                        problems.append(
+                            f'{name}: up{{job{op}"{value}"}} matches no scrape job ({sorted(jobs)})'
+                        )
                 if (
                     metric.startswith("argo_workflows")
                     and label == "name"
@@ -170,6 +177,26 @@ def check_alert_selectors(dep: Deployment) -> Problems:
                         f"{name}: {metric}: no ServiceMonitor scrapes the Argo controller's metrics"
                     )
     return problems
+
+
+def _scrape_jobs(dep: Deployment) -> set[str]:
+    """The `job` label Prometheus gives each monitor's targets: <namespace>/<name> for a PodMonitor, the
+    Service's name (or its jobLabel) for a ServiceMonitor."""
+    jobs = set()
+    for monitor in dep.of_kind("PodMonitor"):
+        jobs.add(f"{monitor['metadata']['namespace']}/{monitor['metadata']['name']}")
+    for monitor in dep.of_kind("ServiceMonitor"):
+        for svc in dep.of_kind("Service"):
+            if svc["metadata"]["namespace"] == monitor["metadata"]["namespace"] and _selects(
+                monitor["spec"].get("selector"), svc["metadata"].get("labels", {})
+            ):
+                label = monitor["spec"].get("jobLabel")
+                jobs.add(
+                    svc["metadata"].get("labels", {}).get(label, svc["metadata"]["name"])
+                    if label
+                    else svc["metadata"]["name"]
+                )
+    return jobs
 
 
 def _dashboard_queries(dep: Deployment) -> list[tuple[str, str]]:

@@ -172,11 +172,42 @@ def check_references(dep: Deployment) -> Problems:
                 ]
             if not hits:
                 problems.append(f"{kind} {ns}/{doc['metadata']['name']}: selector matches nothing in {ns}")
+            elif kind == "ServiceMonitor":
+                names = {p.get("name") for svc in hits for p in svc["spec"].get("ports", [])}
+                for endpoint in doc["spec"].get("endpoints", []):
+                    if endpoint.get("port") not in names:
+                        problems.append(
+                            f"ServiceMonitor {ns}/{doc['metadata']['name']}: no port named {endpoint.get('port')} "
+                            f"on the Services it selects ({sorted(n for n in names if n)})"
+                        )
+        if kind == "PodDisruptionBudget":
+            selector = doc["spec"].get("selector")
+            if not any(p.namespace == ns and _selects(selector, p.labels) for p in dep.pods()):
+                problems.append(
+                    f"PodDisruptionBudget {ns}/{doc['metadata']['name']}: selector matches no pod"
+                )
         if kind in WORKLOAD_IMAGE_KINDS:
             problems += _image_problems(dep, doc)
     problems += _alertmanager_webhooks(dep)
     problems += _image_users(dep)
+    problems += _one_build_per_image(dep)
     return problems
+
+
+def _one_build_per_image(dep: Deployment) -> Problems:
+    """Every part of an environment runs the same build of each of our images (one tag or digest): a
+    step, the drift job and MLflow on different builds would read and write each other's formats."""
+    refs: dict[str, set[str]] = {}
+    for doc in dep.objects:
+        for text in _strings(doc.get("spec", {})):
+            m = _OURS.match(text)
+            if m:
+                refs.setdefault(m.group("image"), set()).add(text[m.end() - 1 :])
+    return [
+        f"image {image} runs as {len(builds)} builds in {dep.env.name}: {sorted(builds)}"
+        for image, builds in sorted(refs.items())
+        if len(builds) > 1
+    ]
 
 
 WORKLOAD_IMAGE_KINDS = {"Deployment", "CronJob", "WorkflowTemplate", "ServingRuntime"}
