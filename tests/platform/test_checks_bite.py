@@ -441,3 +441,15 @@ def test_alert_selectors_report_an_up_selector_no_monitor_produces(prod: Deploym
     """SentimentModelServerDown selects the predictor's scrape job by name: renaming the PodMonitor breaks it."""
     _one(prod, "PodMonitor", "sentiment-predictor")["metadata"]["name"] = "predictor-metrics"
     assert any("matches no scrape job" in p for p in checks.check_alert_selectors(prod))
+
+
+def test_handoffs_report_an_eventbus_version_argo_events_does_not_ship(prod: Deployment) -> None:
+    _one(prod, "EventBus", "default")["spec"]["jetstream"]["version"] = "2.99.0"
+    assert any("JetStream 2.99.0" in p for p in checks.check_handoffs(prod))
+
+
+def test_handoffs_report_a_drift_job_watching_another_model(prod: Deployment) -> None:
+    _set_env(
+        _container_env(_one(prod, "CronJob", "sentimentops-drift")), "SENTIMENTOPS_MODEL_NAME", "sentiments"
+    )
+    assert any("the predictor logs as 'sentiment'" in p for p in checks.check_handoffs(prod))

@@ -310,6 +310,26 @@ def check_all_pods(dep: Deployment) -> Problems:
     return problems
 
 
+def _eventbus_version(dep: Deployment) -> Problems:
+    """Each EventBus asks for a JetStream version the installed Argo Events controller knows."""
+    import yaml
+
+    known: set[str] = set()
+    for cm in dep.addon_objects:
+        if cm.get("kind") == "ConfigMap" and "controller-config.yaml" in (cm.get("data") or {}):
+            config = yaml.safe_load(cm["data"]["controller-config.yaml"]) or {}
+            known |= {
+                str(v["version"])
+                for v in (config.get("eventBus") or {}).get("jetstream", {}).get("versions", [])
+            }
+    return [
+        f"EventBus {bus['metadata']['name']}: JetStream {bus['spec']['jetstream'].get('version')} is not one of the "
+        f"versions Argo Events {versions()['apps']['argo_events']} ships ({sorted(known)})"
+        for bus in dep.of_kind("EventBus")
+        if "jetstream" in bus["spec"] and str(bus["spec"]["jetstream"].get("version")) not in known
+    ]
+
+
 def _retrain_runs_serialised(dep: Deployment) -> Problems:
     """A cron run and a drift run never overlap: both create Workflows from the template, whose mutex the
     pinned Argo honours (``synchronization.mutexes``: v3.6+; a Workflow from workflowTemplateRef inherits
@@ -389,6 +409,13 @@ def check_handoffs(dep: Deployment) -> Problems:
                 f"sentiment-retrain {name} default {value!r} needs the internet; the training pods have none"
             )
     problems += _retrain_runs_serialised(dep)
+    problems += _eventbus_version(dep)
+    isvc = next(iter(dep.of_kind("InferenceService")), None)
+    model_name = drift_env.get("SENTIMENTOPS_MODEL_NAME")
+    if isvc is not None and model_name != isvc["metadata"]["name"]:
+        problems.append(
+            f"the drift job reads logs of model {model_name!r}, the predictor logs as {isvc['metadata']['name']!r}"
+        )
     for pod in dep.pods():
         if (
             pod.source.startswith("WorkflowTemplate/sentiment-retrain/")
