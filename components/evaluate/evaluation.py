@@ -237,7 +237,7 @@ def read_predictions(output_dir: str, evaluation: EvaluationResult) -> Any:
     path = f"{output_dir.rstrip('/')}/{evaluation.predictions_file or PREDICTIONS_FILE}"
     try:
         with fsspec.open(path, "rb") as handle:
-            return pd.read_parquet(handle)
+            return pd.read_parquet(handle, **datalib.PARQUET_READ)
     except FileNotFoundError as exc:
         raise ArtifactError(f"paired predictions not found: {path} (rerun evaluate)") from exc
 
