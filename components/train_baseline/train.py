@@ -95,6 +95,22 @@ def build_pipeline(settings: BaselineSettings) -> Any:
     return Pipeline([*features, ("clf", classifier)])
 
 
+def fit_pipeline(pipeline: Any, texts: list[str], labels: Any) -> Any:
+    """Fit the pipeline. With hashing, columns no training text hashed into get idf 0: an unseen n-gram then
+    adds nothing (not even to the L2 norm), as with a fitted vocabulary, instead of diluting the seen ones."""
+    import numpy as np
+
+    if "hashing" not in pipeline.named_steps:
+        return pipeline.fit(texts, labels)
+    hashing, tfidf, clf = (pipeline.named_steps[name] for name in ("hashing", "tfidf", "clf"))
+    counts = hashing.transform(texts)
+    tfidf.fit(counts)
+    seen = np.bincount(counts.indices, minlength=counts.shape[1]) > 0
+    tfidf.idf_ = np.where(seen, tfidf.idf_, 0.0)
+    clf.fit(tfidf.transform(counts), labels)
+    return pipeline
+
+
 def train_baseline(settings: BaselineSettings, run_id: str | None = None) -> TrainResult:
     """Fit on the train split, score on validation, and publish the model directory atomically."""
     dataset_path = f"{settings.validated_dir.rstrip('/')}/dataset.parquet"
@@ -105,7 +121,7 @@ def train_baseline(settings: BaselineSettings, run_id: str | None = None) -> Tra
     del frame
     pipeline = build_pipeline(settings)
     started = time.perf_counter()
-    pipeline.fit(train["text"].tolist(), train["label"].to_numpy())
+    fit_pipeline(pipeline, train["text"].tolist(), train["label"].to_numpy())
     seconds = time.perf_counter() - started
     proba = pipeline.predict_proba(validation["text"].tolist())[:, 1]
     val_metrics = classification_metrics(validation["label"].tolist(), proba).headline()
