@@ -107,7 +107,9 @@ def fit_pipeline(pipeline: Any, texts: list[str], labels: Any) -> Any:
     tfidf.fit(counts)
     seen = np.bincount(counts.indices, minlength=counts.shape[1]) > 0
     tfidf.idf_ = np.where(seen, tfidf.idf_, 0.0)
-    clf.fit(tfidf.transform(counts), labels)
+    weighted = tfidf.transform(counts)
+    del counts  # the raw counts are not needed once weighted: peak memory is one matrix, not two
+    clf.fit(weighted, labels)
     return pipeline
 
 
