@@ -66,9 +66,18 @@ class RegistrationResult:
 
 
 def decide(evaluation: EvaluationResult, predictions: Any, settings: RegisterSettings) -> GateDecision:
-    """Compare the challenger with the baseline and (if any) the champion on the same rows."""
+    """Compare the challenger with the baseline and (if any) the champion on the same rows.
+
+    A challenger that *is* the champion (same manifest digest: a rerun of the same training) is not compared
+    with itself; it still has to beat the baseline, and registering it again changes nothing.
+    """
+    challenger = evaluation.models["challenger"]
     return decide_paired(
-        {role: model.metrics for role, model in evaluation.models.items()},
+        {
+            role: model.metrics
+            for role, model in evaluation.models.items()
+            if not (role == "champion" and model.digest == challenger.digest)
+        },
         predictions,
         settings.gate_metric,
         settings.promotion_margin,

@@ -186,3 +186,26 @@ def test_mcnemar_exact_p_value_and_interval() -> None:
     assert found.test == "mcnemar" and (found.challenger_only_right, found.other_only_right) == (10, 0)
     assert found.p_value == pytest.approx(0.5**10)
     assert found.ci_low < 0.10 < found.ci_high
+
+
+def test_rerun_of_the_champion_is_not_compared_with_itself(
+    evaluated_full: Path, tracking_env: str, tmp_path: Path
+) -> None:
+    """`make run` twice: the same seeded training gives the champion's own model, which cannot beat itself."""
+    assert _register(evaluated_full, tracking_env).returncode == 0
+    again = tmp_path / "again"
+    shutil.copytree(evaluated_full, again)
+    data = json.loads((again / "evaluation.json").read_text())
+    data["models"]["champion"] = {**data["models"]["challenger"], "role": "champion", "registry_version": "1"}
+    (again / "evaluation.json").write_text(json.dumps(data))
+    predictions = pd.read_parquet(again / "predictions.parquet")
+    predictions["champion_proba"] = predictions["challenger_proba"]
+    predictions.to_parquet(again / "predictions.parquet", index=False)
+    proc = _register(again, tracking_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "already registered: sentiment version 1" in proc.stdout and "aliases unchanged" in proc.stdout
+    # A different model with the same scores as the champion is refused: it does not lead by the margin.
+    data["models"]["challenger"]["digest"] = "e" * 64
+    (again / "evaluation.json").write_text(json.dumps(data))
+    refused = _register(again, tracking_env)
+    assert refused.returncode == 2 and "< champion" in refused.stderr
