@@ -191,6 +191,20 @@ def _gpu_scheduling(cfg: ClusterConfig) -> dict[str, Any]:
     }
 
 
+def _command(module: str, held_exit_codes: tuple[int, ...]) -> list[str]:
+    """``python -m <module> <args>``; with held exit codes, wrapped so that they end the step with 0. The
+    arguments stay arguments ("$@"), never spliced into the shell text."""
+    if not held_exit_codes:
+        return ["python", "-m", module]
+    codes = " ".join(str(c) for c in held_exit_codes)
+    script = (
+        f'python -m {module} "$@"; code=$?; '
+        f'for held in {codes}; do if [ "$code" -eq "$held" ]; then '
+        'echo "held (exit $code): nothing promoted; the run ends here"; exit 0; fi; done; exit "$code"'
+    )
+    return ["sh", "-c", script, module]
+
+
 def component_container(
     name: str,
     module: str,
@@ -201,8 +215,10 @@ def component_container(
     extra_env: dict[str, str] | None = None,
     gpu: bool = False,
     mlflow_role: str = "pipeline",
+    held_exit_codes: tuple[int, ...] = (),
 ) -> Container:
-    """One component CLI as a hardened container template."""
+    """One component CLI as a hardened container template. ``held_exit_codes`` end the step successfully
+    (a gate that could not decide is an outcome, not a failure Argo should retry or alert on)."""
     if gpu != bool(resources.gpus):
         raise ValueError(f"step {name}: gpu={gpu} in the spec but {resources.gpus} GPU(s) in STEP_RESOURCES")
     volumes, mounts = _volumes(resources)
@@ -211,7 +227,7 @@ def component_container(
         name=name,
         image=cfg.image,
         image_pull_policy="IfNotPresent",
-        command=["python", "-m", module],
+        command=_command(module, held_exit_codes),
         args=args,
         env=_env(cfg, extra_env, mlflow_role),
         resources=Resources(
@@ -310,6 +326,7 @@ def build_retrain_template(cfg: ClusterConfig = DEFAULT_CLUSTER) -> WorkflowTemp
                 gate_exit_codes=step.gate_exit_codes,
                 extra_env=env,
                 gpu=step.gpu,
+                held_exit_codes=step.held_exit_codes,
             )
             for step in STEPS
         }

@@ -32,6 +32,9 @@ class Step:
     gpu: bool = False
     # Exit codes that mean "the gate said no": never retried, they stop the run.
     gate_exit_codes: tuple[int, ...] = (2,)
+    # Exit codes that mean "the gate could not decide" (too little evidence): the run ends there with
+    # nothing promoted, and that is a normal outcome, not a failure (Argo sees exit 0, the log says why).
+    held_exit_codes: tuple[int, ...] = ()
     outputs: tuple[str, ...] = field(default_factory=tuple)
 
     def argv(self, values: dict[str, str]) -> list[str]:
@@ -128,6 +131,7 @@ STEPS: tuple[Step, ...] = (
             ("--drift-reference-root", "{drift_reference_root}"),
         ),
         depends=("evaluate",),
+        held_exit_codes=(3,),
     ),
 )
 

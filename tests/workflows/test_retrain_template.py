@@ -54,8 +54,30 @@ def test_container_per_step_runs_the_component_module(retrain: dict[str, Any]) -
     containers = container_templates(retrain)
     assert set(containers) == set(STEP_IDS)
     for step in STEPS:
-        assert _container(retrain, step)["command"] == ["python", "-m", step.module]
+        command = _container(retrain, step)["command"]
+        if step.held_exit_codes:
+            assert command[:2] == ["sh", "-c"] and command[3] == step.module
+            assert command[2].startswith(f'python -m {step.module} "$@";')
+        else:
+            assert command == ["python", "-m", step.module]
         assert _container(retrain, step)["image"] == DEFAULT_CLUSTER.image
+
+
+@pytest.mark.parametrize(("exit_code", "argo_sees"), [(0, 0), (1, 1), (2, 2), (3, 0)])
+def test_a_held_gate_ends_the_step_successfully_and_nothing_else_does(
+    exit_code: int, argo_sees: int, tmp_path: Path
+) -> None:
+    """register's hold (exit 3: too little evidence) is an outcome, not a failure Argo retries or alerts
+    on; a refusal (2) and an error (1) still fail the step. Runs the generated wrapper for real."""
+    from workflows.argo import _command
+
+    command = _command("tests.workflows.exit_code_probe", (3,))
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run(
+        [*command, str(exit_code)], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert proc.returncode == argo_sees, proc.stderr
+    assert ("nothing promoted" in proc.stdout) is (exit_code == 3)
 
 
 def _cli(step_module: str) -> Any:
