@@ -131,6 +131,7 @@ def test_gate_needs_to_beat_champion_too(evaluated: Path) -> None:
     evaluation = read_evaluation(str(evaluated))
     champion = copy.deepcopy(evaluation.models["challenger"])
     champion.role = "champion"
+    champion.digest = "f" * 64  # another model with the same scores (the same digest is not compared)
     evaluation.models["champion"] = champion
     predictions = read_predictions(str(evaluated), evaluation)
     predictions["champion_proba"] = predictions["challenger_proba"]
