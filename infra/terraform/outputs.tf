@@ -20,7 +20,7 @@ output "artifact_registry_url" {
 }
 
 output "buckets" {
-  description = "Bucket names by purpose: data, artifacts, payload_logs."
+  description = "Bucket names by purpose: data, models, artifacts, payload-logs."
   value       = module.storage.bucket_names
 }
 
