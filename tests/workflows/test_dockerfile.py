@@ -73,7 +73,12 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
 def test_base_images_are_pinned_and_the_image_runs_as_non_root() -> None:
     instructions = _instructions()
     bases = [args.split()[0] for kind, args in instructions if kind == "FROM"]
-    assert bases and all(re.fullmatch(r"python:3\.11\.\d+-slim-\w+", b) for b in bases), bases
+    # By tag and digest: a re-pushed tag cannot change what a rebuild starts from.
+    pinned = r"python:3\.11\.\d+-slim-\w+@sha256:[0-9a-f]{64}"
+    assert bases and all(re.fullmatch(pinned, b) for b in bases), bases
+    serve = (REPO_ROOT / "Dockerfile.serve").read_text()
+    assert set(re.findall(r"^FROM (\S+)", serve, re.M)) == {bases[0]}, "both images start from the same base"
+    assert "--constraint constraints.txt" in serve and "workflows/image-constraints.txt" in serve
     users = [args for kind, args in instructions if kind == "USER"]
     assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), (
         "the last USER must be a numeric non-root UID:GID"
