@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from infra.topology import ENVIRONMENTS, PLATFORM_NAMESPACE, Environment
+from infra.topology import ENVIRONMENTS, Environment
 from tests.conftest import REPO_ROOT, require_binary
 from tests.infra.terraform_model import load_file
 from tests.platform import upstream
@@ -383,10 +383,3 @@ def derive_pods(dep: Deployment) -> list[PodModel]:
         elif kind == "InferenceService":
             pods += _predictor_pods(dep, doc)
     return pods
-
-
-def environments() -> list[str]:
-    return list(ENVIRONMENTS)
-
-
-__all__ = ["PLATFORM_NAMESPACE", "Deployment", "PodModel", "build", "derive_pods", "environments"]

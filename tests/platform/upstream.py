@@ -41,22 +41,21 @@ def require_upstream() -> Path:
     return UPSTREAM
 
 
-def chart_dir(chart: str, version: str) -> Path:
-    path = require_upstream() / "charts" / f"{chart}-{version}"
+def _pinned_dir(folder: str, name: str, version: str) -> Path:
+    path = require_upstream() / folder / f"{name}-{version}"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"no upstream chart {chart} {version} in {path.parent} to check the pin against"
+            f"no upstream {folder} of {name} {version} in {path.parent} to check the pin against"
         )
     return path
+
+
+def chart_dir(chart: str, version: str) -> Path:
+    return _pinned_dir("charts", chart, version)
 
 
 def crd_dir(app: str, version: str) -> Path:
-    path = require_upstream() / "crds" / f"{app}-{version}"
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"no upstream CRDs of {app} {version} in {path.parent} to check the pin against"
-        )
-    return path
+    return _pinned_dir("crds", app, version)
 
 
 def template_vars(env: Environment) -> dict[str, str]:

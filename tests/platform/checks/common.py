@@ -56,6 +56,27 @@ def _endpoint(dep: Deployment, name: str) -> netpol.Pod | netpol.External:
     return netpol.Pod(_ns(dep, w), _rendered_labels(dep, w))
 
 
+def eventsource_behind(dep: Deployment, namespace: str, service: str) -> dict[str, Any] | None:
+    """The EventSource whose Service Argo Events names ``service`` (<name>-eventsource-svc), if any."""
+    for es in dep.of_kind("EventSource"):
+        if (
+            es["metadata"].get("namespace") == namespace
+            and f"{es['metadata']['name']}-eventsource-svc" == service
+        ):
+            return es
+    return None
+
+
+def secret_creators(dep: Deployment, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The ExternalSecrets that create Secret ``namespace/name``."""
+    return [
+        es
+        for es in dep.of_kind("ExternalSecret")
+        if es["metadata"].get("namespace") == namespace
+        and (es["spec"].get("target") or {}).get("name", es["metadata"]["name"]) == name
+    ]
+
+
 def _rendered_labels(dep: Deployment, w: Workload) -> dict[str, str]:
     """The labels the workload's pods really carry (the topology's for add-on workloads)."""
     pods = workload_pods(dep, w)

@@ -144,6 +144,7 @@ def check_alert_selectors(dep: Deployment) -> Problems:
     templates = [wt["metadata"]["name"] for wt in dep.of_kind("WorkflowTemplate")]
     argo_version = tuple(int(x) for x in versions()["apps"]["argo_workflows"].lstrip("v").split(".")[:2])
     queries = [(r.get("alert") or r.get("record"), r["expr"]) for r in _rules(dep)] + _dashboard_queries(dep)
+    argo_scraped = _argo_metrics_scraped(dep)
     for name, expr in queries:
         for metric, body in _SELECTOR.findall(expr):
             for label, op, value in _MATCHER.findall(body):
@@ -172,7 +173,7 @@ def check_alert_selectors(dep: Deployment) -> Problems:
             if metric.startswith("argo_workflows_"):
                 if argo_version < (3, 6):
                     problems.append(f"{name}: {metric} exists only from Argo Workflows 3.6")
-                if not _argo_metrics_scraped(dep):
+                if not argo_scraped:
                     problems.append(
                         f"{name}: {metric}: no ServiceMonitor scrapes the Argo controller's metrics"
                     )

@@ -16,6 +16,7 @@ from tests.platform.checks.common import (
     _policies,
     _rendered_labels,
     _strings,
+    eventsource_behind,
     workload_pods,
 )
 from tests.platform.deployment import Deployment, PodModel
@@ -79,17 +80,14 @@ def service_ports(dep: Deployment, namespace: str, name: str) -> dict[str, set[i
                 if str(p.get("targetPort", "0")).isdigit()
             },
         }
-    for es in dep.of_kind("EventSource"):
-        if (
-            es["metadata"].get("namespace") == namespace
-            and f"{es['metadata']['name']}-eventsource-svc" == name
-        ):
-            spec_ports = (es["spec"].get("service") or {}).get("ports", [])
-            return {
-                "ports": {int(p["port"]) for p in spec_ports},
-                "targets": {int(p.get("targetPort", p["port"])) for p in spec_ports},
-            }
-    return None
+    es = eventsource_behind(dep, namespace, name)
+    if es is None:
+        return None
+    spec_ports = (es["spec"].get("service") or {}).get("ports", [])
+    return {
+        "ports": {int(p["port"]) for p in spec_ports},
+        "targets": {int(p.get("targetPort", p["port"])) for p in spec_ports},
+    }
 
 
 def check_network(dep: Deployment, hop: Hop) -> Problems:
@@ -177,7 +175,6 @@ def check_rbac(dep: Deployment, w: Workload) -> Problems:
         for g in w.api
         for verb in g.verbs
     }
-    wanted = {(n.replace("{platform}", ns), *rest) for n, *rest in wanted}
     granted = _effective_api(dep, ns, w.service_account)
     problems = []
     for missing in sorted(wanted - granted):

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.platform.checks.common import _GS, ADDON_SERVICE_ACCOUNTS, Problems, _selects, _strings
+from tests.platform.checks.common import (
+    _GS,
+    ADDON_SERVICE_ACCOUNTS,
+    Problems,
+    _selects,
+    _strings,
+    eventsource_behind,
+    secret_creators,
+)
 from tests.platform.checks.hops import service_ports
 from tests.platform.deployment import Deployment
 
@@ -13,13 +21,7 @@ _URL = re.compile(r"https?://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)
 
 
 def _exists_secret(dep: Deployment, ns: str, name: str) -> bool:
-    if dep.find("Secret", name, ns) is not None:
-        return True
-    return any(
-        es["metadata"].get("namespace") == ns
-        and (es["spec"].get("target") or {}).get("name", es["metadata"]["name"]) == name
-        for es in dep.of_kind("ExternalSecret")
-    )
+    return dep.find("Secret", name, ns) is not None or bool(secret_creators(dep, ns, name))
 
 
 def _secret_keys(dep: Deployment, ns: str, name: str) -> set[str]:
@@ -27,13 +29,7 @@ def _secret_keys(dep: Deployment, ns: str, name: str) -> set[str]:
     secret = dep.find("Secret", name, ns)
     if secret is not None:
         return set(secret.get("data") or {}) | set(secret.get("stringData") or {})
-    return {
-        d["secretKey"]
-        for es in dep.of_kind("ExternalSecret")
-        if es["metadata"].get("namespace") == ns
-        and (es["spec"].get("target") or {}).get("name", es["metadata"]["name"]) == name
-        for d in es["spec"].get("data", [])
-    }
+    return {d["secretKey"] for es in secret_creators(dep, ns, name) for d in es["spec"].get("data", [])}
 
 
 def check_references(dep: Deployment) -> Problems:
@@ -288,16 +284,11 @@ def _alertmanager_secret_files(dep: Deployment, config: dict[str, Any], namespac
                         problems.append(
                             f"Alertmanager {receiver['name']}: Secret {name} is not in alertmanagerSpec.secrets"
                         )
-                    sources = [
-                        es
-                        for es in dep.of_kind("ExternalSecret")
-                        if es["metadata"]["namespace"] == namespace and es["spec"]["target"]["name"] == name
-                    ]
-                    if not sources:
+                    if not secret_creators(dep, namespace, name):
                         problems.append(
                             f"Alertmanager {receiver['name']}: nothing creates Secret {namespace}/{name}"
                         )
-                    elif item not in {d["secretKey"] for d in sources[0]["spec"].get("data", [])}:
+                    elif item not in _secret_keys(dep, namespace, name):
                         problems.append(f"Alertmanager {receiver['name']}: Secret {name} has no key {item}")
     return problems
 
@@ -333,14 +324,9 @@ def _alertmanager_webhooks(dep: Deployment) -> Problems:
                         f"Alertmanager receiver {receiver['name']}: {url}: no Service {ns}/{svc} with port {port}"
                     )
                     continue
-                sources = [
-                    es
-                    for es in dep.of_kind("EventSource")
-                    if es["metadata"]["namespace"] == ns
-                    and f"{es['metadata']['name']}-eventsource-svc" == svc
-                ]
-                if sources and not any(
-                    w.get("endpoint") == path for w in sources[0]["spec"].get("webhook", {}).values()
+                source = eventsource_behind(dep, ns, svc)
+                if source is not None and not any(
+                    w.get("endpoint") == path for w in source["spec"].get("webhook", {}).values()
                 ):
                     problems.append(
                         f"Alertmanager receiver {receiver['name']}: {url}: the EventSource has no endpoint {path}"
