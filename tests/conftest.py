@@ -35,6 +35,21 @@ def require_binary(name: str) -> str:
     return path
 
 
+def mlflow_auth_server_env(config_path: Path, admin: tuple[str, str], secret_key: str) -> dict[str, str]:
+    """The environment ``mlflow server --app-name basic-auth`` reads (the variables the chart sets), with no
+    client identity of its own."""
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(config_path),
+        "MLFLOW_AUTH_ADMIN_USERNAME": admin[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secret_key,
+    }
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        env.pop(key, None)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.common.mlflow_auth import AuthBootstrapSettings, as_identity, auth_config_ini, bootstrap
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, mlflow_auth_server_env, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -46,15 +46,7 @@ def auth_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     ini.write_text(auth_config_ini(auth_db.replace("postgresql://", "postgresql+psycopg://")))
     port = free_port()
     log = (root / "server.log").open("w")
-    env = {
-        **__import__("os").environ,
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-secret-key-0123456789",
-    }
-    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        env.pop(key, None)
+    env = mlflow_auth_server_env(ini, ADMIN, "test-only-secret-key-0123456789")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
          "--port", str(port), "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, mlflow_auth_server_env, wait_for_http
 from tests.infra.conftest import NAMESPACE, documents, render
 
 pytestmark = pytest.mark.integration
@@ -81,17 +81,11 @@ def test_chart_mlflow_command_line_serves_and_rejects_foreign_hosts(tmp_path: Pa
     )
     admin = ("admin", "local-admin-password-0123")
     env = {
-        **os.environ,
+        **mlflow_auth_server_env(ini, admin, "local-test-secret-key-0123456789"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
         "HOME": str(tmp_path),
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-        "MLFLOW_AUTH_ADMIN_USERNAME": admin[0],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "local-test-secret-key-0123456789",
     }
-    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        env.pop(key, None)
     command = local_command(chart_mlflow_command(), port, tmp_path)
     assert "--app-name=basic-auth" in command
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
