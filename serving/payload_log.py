@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import random
 import socket
-import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import orjson
 
-from components.common.artifacts import is_remote, local_path
+from components.common.artifacts import atomic_write_chunks
 from serving.metrics import (
     PAYLOAD_LOG_BUFFER_BYTES,
     PAYLOAD_LOG_ERRORS,
@@ -49,31 +47,6 @@ def _chunks(lines: list[bytes]) -> Iterator[bytes]:
             start, size = i + 1, 0
     if start < len(lines):
         yield b"".join(lines[start:])
-
-
-def write_chunks(uri: str, chunks: Iterable[bytes]) -> None:
-    """Publish ``chunks`` as one file: local by temporary file + rename, remote on close."""
-    if is_remote(uri):
-        import fsspec
-
-        with fsspec.open(uri, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        return
-    path = local_path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class PayloadLogger:
@@ -166,7 +139,7 @@ class PayloadLogger:
                 if not lines:
                     continue
                 try:
-                    write_chunks(self._path(partition), _chunks(lines))
+                    atomic_write_chunks(self._path(partition), _chunks(lines), fsync=False)
                 except Exception as exc:  # any sink failure: count the loss, keep serving
                     PAYLOAD_LOG_ERRORS.inc(len(lines))
                     log.warning("payload log: lost %d records: %s", len(lines), exc)

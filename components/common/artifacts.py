@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,26 +38,36 @@ def local_path(uri: str | Path) -> Path:
     return Path(str(uri).removeprefix("file://"))
 
 
-def atomic_write_bytes(uri: str | Path, payload: bytes) -> None:
-    """Write a file so that readers see either the old content or the new, never a torn one."""
+def atomic_write_chunks(uri: str | Path, chunks: Iterable[bytes], fsync: bool = True) -> None:
+    """Publish ``chunks`` as one file so that readers see either the old content or the new, never a torn
+    one: local by temporary file + rename (``fsync`` first unless the caller trades durability for
+    latency), remote on close (object stores publish whole objects)."""
     if is_remote(uri):
         import fsspec
 
-        with fsspec.open(str(uri), "wb") as handle:  # object stores publish on close
-            handle.write(payload)
+        with fsspec.open(str(uri), "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
         return
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+            for chunk in chunks:
+                handle.write(chunk)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(uri: str | Path, payload: bytes) -> None:
+    """Write a file so that readers see either the old content or the new, never a torn one."""
+    atomic_write_chunks(uri, (payload,))
 
 
 def atomic_write_json(uri: str | Path, data: Any) -> None:
