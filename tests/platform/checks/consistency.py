@@ -364,8 +364,9 @@ def check_handoffs(dep: Deployment) -> Problems:
     from monitoring.drift.reference import VERSION_PLACEHOLDER
 
     problems = []
-    predictor = [p for p in dep.pods() if p.source.startswith("InferenceService/")]
-    drift = [p for p in dep.pods() if p.source == "CronJob/sentimentops-drift"]
+    pods = dep.pods()
+    predictor = [p for p in pods if p.source.startswith("InferenceService/")]
+    drift = [p for p in pods if p.source == "CronJob/sentimentops-drift"]
     if not predictor or not drift:
         return ["the predictor or the drift CronJob is not deployed"]
     sink = _env_of(predictor[0]).get("SENTIMENTOPS_PAYLOAD_LOG_URI")
@@ -417,7 +418,7 @@ def check_handoffs(dep: Deployment) -> Problems:
         problems.append(
             f"the drift job reads logs of model {model_name!r}, the predictor logs as {isvc['metadata']['name']!r}"
         )
-    for pod in dep.pods():
+    for pod in pods:
         if (
             pod.source.startswith("WorkflowTemplate/sentiment-retrain/")
             and _env_of(pod).get("HF_HUB_OFFLINE") != "1"

@@ -35,7 +35,8 @@ def _secret_keys(dep: Deployment, ns: str, name: str) -> set[str]:
 def check_references(dep: Deployment) -> Problems:
     """Every name an object uses resolves as the cluster would resolve it."""
     problems: Problems = []
-    for pod in dep.pods():
+    pods = dep.pods()  # derived once: the loops below look them up per object
+    for pod in pods:
         if pod.owner != "sentimentops":
             continue
         ns, spec = pod.namespace, pod.spec
@@ -151,14 +152,13 @@ def check_references(dep: Deployment) -> Problems:
         if kind == "Service":
             selector = doc["spec"].get("selector")
             if selector and not any(
-                p.namespace == ns and all(p.labels.get(k) == v for k, v in selector.items())
-                for p in dep.pods()
+                p.namespace == ns and all(p.labels.get(k) == v for k, v in selector.items()) for p in pods
             ):
                 problems.append(f"Service {ns}/{doc['metadata']['name']}: selector {selector} matches no pod")
         if kind in ("PodMonitor", "ServiceMonitor"):
             selector = doc["spec"].get("selector")
             if kind == "PodMonitor":
-                hits = [p for p in dep.pods() if p.namespace == ns and _selects(selector, p.labels)]
+                hits = [p for p in pods if p.namespace == ns and _selects(selector, p.labels)]
             else:
                 hits = [
                     d
@@ -178,7 +178,7 @@ def check_references(dep: Deployment) -> Problems:
                         )
         if kind == "PodDisruptionBudget":
             selector = doc["spec"].get("selector")
-            if not any(p.namespace == ns and _selects(selector, p.labels) for p in dep.pods()):
+            if not any(p.namespace == ns and _selects(selector, p.labels) for p in pods):
                 problems.append(
                     f"PodDisruptionBudget {ns}/{doc['metadata']['name']}: selector matches no pod"
                 )
