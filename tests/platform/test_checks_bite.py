@@ -286,6 +286,10 @@ MUTATIONS: dict[str, tuple[Callable[[Deployment], None], str]] = {
         ][0].update(image="europe-west4-docker.pkg.dev/sentimentops-prod/sentimentops/train:0.0.9"),
         "image train runs as 2 builds in prod",
     ),
+    "unpinned image": (
+        lambda d: _pushgateway_container(d).update(image="quay.io/prometheus/pushgateway:v1.11.2"),
+        "image quay.io/prometheus/pushgateway:v1.11.2 is neither ours nor pinned",
+    ),
     "monitor selector": (
         lambda d: _one(d, "PodMonitor", "sentiment-predictor")["spec"]["selector"]["matchLabels"].update(
             component="predicter"
@@ -293,6 +297,32 @@ MUTATIONS: dict[str, tuple[Callable[[Deployment], None], str]] = {
         "selector matches nothing",
     ),
 }
+
+
+def _pushgateway_container(dep: Deployment) -> dict[str, Any]:
+    return _one(dep, "Deployment", "sentimentops-pushgateway")["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_a_third_party_image_pinned_by_digest_passes_and_the_allow_list_is_documented(
+    prod: Deployment, staging: Deployment
+) -> None:
+    """Pinned as repository:tag@sha256:<digest>, an image needs no allow-list entry; every entry of the
+    allow-list of images still run by tag is rendered somewhere and listed in docs/security.md."""
+    from tests.conftest import REPO_ROOT
+    from tests.platform.checks.references import UNPINNED_THIRD_PARTY_IMAGES
+
+    _pushgateway_container(prod).update(image="quay.io/prometheus/pushgateway:v1.11.2@sha256:" + "0" * 64)
+    assert not [p for p in checks.check_references(prod) if "pinned" in p]
+    rendered = {
+        str(c.get("image"))
+        for dep in (build("prod"), staging)
+        for pod in dep.pods()
+        for c in pod.spec.get("containers", []) + pod.spec.get("initContainers", [])
+    }
+    security = (REPO_ROOT / "docs" / "security.md").read_text()
+    for image in sorted(UNPINNED_THIRD_PARTY_IMAGES):
+        assert image in rendered, f"{image} is allow-listed but no longer runs: drop it from the list"
+        assert f"`{image}`" in security, f"{image} is allow-listed but not in docs/security.md"
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))

@@ -30,10 +30,11 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ $component }}
 {{- end -}}
 
-{{/* An image reference: repository@digest when a digest is set, else repository:tag. */}}
+{{/* An image reference: repository:tag@digest when a digest is set (the tag for readers, the digest is what
+is pulled), else repository:tag. */}}
 {{- define "sentimentops.image" -}}
 {{- if .digest -}}
-{{- printf "%s@%s" .repository .digest -}}
+{{- printf "%s:%s@%s" .repository .tag .digest -}}
 {{- else -}}
 {{- printf "%s:%s" .repository .tag -}}
 {{- end -}}

@@ -15,7 +15,7 @@ from tests.platform.checks.common import (
     secret_creators,
 )
 from tests.platform.checks.hops import service_ports
-from tests.platform.deployment import Deployment
+from tests.platform.deployment import Deployment, PodModel
 
 _URL = re.compile(r"https?://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)")
 
@@ -187,6 +187,7 @@ def check_references(dep: Deployment) -> Problems:
     problems += _alertmanager_webhooks(dep)
     problems += _image_users(dep)
     problems += _one_build_per_image(dep)
+    problems += _image_pins(pods)
     return problems
 
 
@@ -210,6 +211,39 @@ WORKLOAD_IMAGE_KINDS = {"Deployment", "CronJob", "WorkflowTemplate", "ServingRun
 _OURS = re.compile(
     r"^(?P<registry>[a-z0-9-]+-docker\.pkg\.dev/[a-z0-9-]+/[a-z0-9-]+)/(?P<image>train|predictor)[:@]"
 )
+
+
+# Third-party images that still run by tag: no digest for the pinned tag was found in an authoritative
+# public source (docs/security.md, "Third-party images": each row says why and what would close it). Every
+# other image is ours (our registry, immutable tags) or pinned `repository:tag@sha256:<digest>`; a new
+# image by tag fails `_image_pins` until it is pinned by digest or listed here and in that table.
+UNPINNED_THIRD_PARTY_IMAGES: frozenset[str] = frozenset(
+    {
+        "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.1",  # chart values mlflow.cloudSqlProxy.image
+        "quay.io/prometheus/pushgateway:v1.11.1",  # chart values pushgateway.image
+        "quay.io/argoproj/workflow-controller:v3.7.11",  # argo-workflows chart 0.47.5 default
+        "quay.io/argoproj/argocli:v3.7.11",  # argo-workflows chart 0.47.5 default (argo-server)
+        "quay.io/argoproj/argoexec",  # set by the workflow controller (its own version) in every Argo pod
+        "quay.io/argoproj/argo-events:v1.9.10",  # argo-events chart 2.4.22 default
+    }
+)
+_DIGEST = re.compile(r"[^@\s]+:[^@/\s]+@sha256:[0-9a-f]{64}")
+
+
+def _image_pins(pods: list[PodModel]) -> Problems:
+    """Every image a pod runs is ours or pinned by tag and digest, apart from the documented allow-list."""
+    problems = []
+    for pod in pods:
+        for c in pod.spec.get("containers", []) + pod.spec.get("initContainers", []):
+            image = c.get("image")
+            if image is None or _OURS.match(str(image)) or _DIGEST.fullmatch(str(image)):
+                continue  # None: chosen by a controller (e.g. the EventBus's NATS), listed in docs/security.md
+            if image not in UNPINNED_THIRD_PARTY_IMAGES:
+                problems.append(
+                    f"{pod.source}/{c.get('name')}: image {image} is neither ours nor pinned as "
+                    "repository:tag@sha256:<digest> (docs/security.md, Third-party images)"
+                )
+    return problems
 
 
 def _image_problems(dep: Deployment, doc: dict[str, Any]) -> Problems:
