@@ -168,9 +168,12 @@ def _revisions() -> m.Template:
             parameters=[
                 m.Parameter(
                     name=name,
-                    value_from=m.ValueFrom(json_path="{.status.components.predictor.%s}" % field),
+                    value_from=m.ValueFrom(json_path="{.status.components.predictor." + field + "}"),
                 )
-                for name, field in (("canary", "latestCreatedRevision"), ("stable", "latestRolledoutRevision"))
+                for name, field in (
+                    ("canary", "latestCreatedRevision"),
+                    ("stable", "latestRolledoutRevision"),
+                )
             ]
         ),
     )
@@ -213,7 +216,9 @@ def _open_change() -> m.Template:
                 name="push",
                 template="push",
                 when=f"'{applied % 'changed'}' == 'true'",
-                arguments=_arguments({**change, "overlay": applied % "overlay", "version": applied % "version"}),
+                arguments=_arguments(
+                    {**change, "overlay": applied % "overlay", "version": applied % "version"}
+                ),
             ),
         ),
     )
@@ -291,7 +296,9 @@ def _push(cfg: ClusterConfig) -> m.Template:
         inputs=_inputs("verdict", "reason", "overlay", "version"),
         mounts=[m.VolumeMount(name="gitops", mount_path="/etc/gitops", read_only=True)],
         volumes=[
-            m.Volume(name="gitops", secret=m.SecretVolumeSource(secret_name=GITOPS_SECRET, default_mode=0o440))
+            m.Volume(
+                name="gitops", secret=m.SecretVolumeSource(secret_name=GITOPS_SECRET, default_mode=0o440)
+            )
         ],
     )
 
@@ -317,7 +324,10 @@ def build_canary_template(cfg: ClusterConfig = DEFAULT_CLUSTER) -> WorkflowTempl
         ttl_strategy=m.TTLStrategy(seconds_after_completion=7 * 24 * 3600),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
         pod_metadata=m.Metadata(
-            labels={"app.kubernetes.io/part-of": "sentimentops", "app.kubernetes.io/component": CANARY_TEMPLATE}
+            labels={
+                "app.kubernetes.io/part-of": "sentimentops",
+                "app.kubernetes.io/component": CANARY_TEMPLATE,
+            }
         ),
         # The training image's user (Dockerfile.train): a passwd entry, which ssh needs.
         security_context=_pod_security_context(cfg),

@@ -103,7 +103,9 @@ def push_change(settings: CanaryPushSettings) -> str:
     _git(settings, "config", "user.email", GIT_AUTHOR[1], cwd=repo)
     _git(settings, "checkout", "--quiet", "-b", branch, cwd=repo)
     target.write_text(settings.overlay_text.rstrip("\n") + "\n", encoding="utf-8")
-    subject = f"rollout({settings.environment}): {settings.verdict} canary (serving version {settings.version})"
+    subject = (
+        f"rollout({settings.environment}): {settings.verdict} canary (serving version {settings.version})"
+    )
     body = [m for m in (settings.reason, f"Workflow: {settings.workflow_name}") if m]
     messages = [arg for text in body for arg in ("-m", text)]
     _git(settings, "commit", "--quiet", "-a", "-m", subject, *messages, cwd=repo)
