@@ -24,7 +24,7 @@ from typing import Any
 from hera.workflows import WorkflowTemplate
 from hera.workflows import models as m
 
-from workflows.argo import _container_security_context, _pod_security_context, workflow_parameter
+from workflows.argo import _pod_security_context, workflow_parameter
 from workflows.cluster import DEFAULT_CLUSTER, ClusterConfig
 
 CANARY_TEMPLATE = "canary-analysis"
@@ -38,6 +38,12 @@ HOLD_RETRIES = 8
 HOLD_BACKOFF = "5m"
 # ssh refuses a key readable by others; the Secret volume's files are group-readable (fsGroup), so
 # canary-push installs a 0600 copy where this command expects it.
+# The user, group and seccomp profile are the pod's (the image's user, which ssh needs a passwd entry for).
+CONTAINER_SECURITY = m.SecurityContext(
+    allow_privilege_escalation=False,
+    read_only_root_filesystem=True,
+    capabilities=m.Capabilities(drop=["ALL"]),
+)
 GIT_SSH_COMMAND = (
     "ssh -i /tmp/ssh/id -o UserKnownHostsFile=/etc/gitops/known_hosts -o StrictHostKeyChecking=yes "
     "-o ConnectTimeout=20"
@@ -77,7 +83,6 @@ def _env(values: dict[str, str]) -> list[m.EnvVar]:
 def _step(
     name: str,
     command: str,
-    cfg: ClusterConfig,
     env: dict[str, str],
     requests: tuple[str, str],
     memory_limit: str,
@@ -99,7 +104,7 @@ def _step(
             resources=m.ResourceRequirements(
                 requests={"cpu": requests[0], "memory": requests[1]}, limits={"memory": memory_limit}
             ),
-            security_context=_container_security_context(cfg),
+            security_context=CONTAINER_SECURITY,
             volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp"), *(mounts or [])],
         ),
         volumes=[m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource()), *(volumes or [])],
@@ -179,11 +184,10 @@ def _revisions() -> m.Template:
     )
 
 
-def _analyse(cfg: ClusterConfig) -> m.Template:
+def _analyse() -> m.Template:
     return _step(
         "analyse",
         "canary-analyse",
-        cfg,
         {
             "SENTIMENTOPS_PROMETHEUS_URL": workflow_parameter("prometheus-url"),
             "SENTIMENTOPS_ANALYSIS_WINDOW": workflow_parameter("analysis-window"),
@@ -244,7 +248,6 @@ def _apply(cfg: ClusterConfig) -> m.Template:
     template = _step(
         "apply",
         "canary-apply",
-        cfg,
         {
             "SENTIMENTOPS_TRACKING_URI": workflow_parameter("tracking-uri"),
             "SENTIMENTOPS_OVERLAY": _overlay(),
@@ -271,12 +274,11 @@ def _apply(cfg: ClusterConfig) -> m.Template:
     return template
 
 
-def _push(cfg: ClusterConfig) -> m.Template:
+def _push() -> m.Template:
     """Commit the new overlay on a branch and push it to the git host (push=false: commit only)."""
     return _step(
         "push",
         "canary-push",
-        cfg,
         {
             "SENTIMENTOPS_ENVIRONMENT": workflow_parameter("environment"),
             "SENTIMENTOPS_OVERLAY": _overlay(),
@@ -332,5 +334,5 @@ def build_canary_template(cfg: ClusterConfig = DEFAULT_CLUSTER) -> WorkflowTempl
         # The training image's user (Dockerfile.train): a passwd entry, which ssh needs.
         security_context=_pod_security_context(cfg),
         arguments=parameters(cfg),
-        templates=[_main_steps(), _revisions(), _analyse(cfg), _open_change(), _apply(cfg), _push(cfg)],
+        templates=[_main_steps(), _revisions(), _analyse(), _open_change(), _apply(cfg), _push()],
     )

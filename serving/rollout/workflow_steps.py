@@ -41,6 +41,8 @@ def analyse_revisions(settings: CanaryAnalysisSettings) -> analysis.Decision:
         )
     decision = analysis.analyse(settings)
     write_outputs(settings.output_dir, {"decision.json": decision.to_json() + "\n"})
+    if settings.decision_file:
+        Path(settings.decision_file).write_text(decision.to_json() + "\n", encoding="utf-8")
     if decision.verdict is not analysis.Verdict.HOLD:
         reason = "; ".join(decision.reasons)
         write_outputs(settings.output_dir, {"verdict": decision.verdict.name.lower(), "reason": reason})
