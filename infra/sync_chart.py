@@ -2,17 +2,12 @@
 
 Helm can only read files inside the chart, so ``helm/sentimentops/files/`` holds copies of the files the
 monitoring engineer owns (Prometheus rule files, Grafana dashboards, the Alertmanager configuration),
-mirroring their paths under ``monitoring/``. Edit the originals, then run::
-
-    python -m infra.sync_chart          # rewrite the copies (and delete copies whose source is gone)
-    python -m infra.sync_chart --check  # exit 1 if any copy is missing, differs or is stale (CI)
+mirroring their paths under ``monitoring/``. Edit the originals, then run ``make regen`` (``outputs()``:
+every copy, and copies whose source is gone deleted); ``python -m infra.regen --check`` names stale copies.
 """
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,34 +62,9 @@ def differences(source_root: Path = SOURCE_ROOT, chart_files: Path = CHART_FILES
     return found
 
 
-def sync(source_root: Path = SOURCE_ROOT, chart_files: Path = CHART_FILES) -> list[Difference]:
-    """Make ``chart_files`` an exact copy of the synced sources; return what was changed."""
-    changed = differences(source_root, chart_files)
-    for diff in changed:
-        target = chart_files / diff.path
-        if diff.problem == "stale":
-            target.unlink()
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source_root / diff.path, target)
-    return changed
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.sync_chart", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report differences; exit 1 if any")
-    args = parser.parse_args(argv)
-    if args.check:
-        found = differences(SOURCE_ROOT, CHART_FILES)
-        for diff in found:
-            print(diff)
-        if found:
-            print("helm/sentimentops/files is out of date: run `python -m infra.sync_chart`", file=sys.stderr)
-        return 1 if found else 0
-    for diff in sync(SOURCE_ROOT, CHART_FILES):
-        print(f"synced ({diff.problem}): {diff.path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def outputs(source_root: Path = SOURCE_ROOT, chart_files: Path = CHART_FILES) -> dict[Path, bytes | None]:
+    """Every copy -> the bytes of its source (``None``: a copy without a source, to delete)."""
+    return {
+        chart_files / rel: None if source is None else source.read_bytes()
+        for rel, source, _ in _pairs(source_root, chart_files)
+    }

@@ -1,12 +1,12 @@
 """Write the Argo manifests generated from ``workflows/spec.py`` to ``workflows/manifests/<environment>/``.
 
 One folder per environment of ``infra/topology.py`` (project, buckets, image, GPU pool), each a kustomization
-that Argo CD syncs into the platform namespace together with the canary-analysis template (``k8s/argo``),
-whose environment-specific parameters it patches.
+that Argo CD syncs into the platform namespace together with ``k8s/argo``: the canary-analysis template
+(generated here too, from ``workflows/canary.py``), whose environment-specific parameters it patches.
 
-``python -m workflows.generate``            writes them;
-``python -m workflows.generate --check``    exits 1 and names the files that differ from what is committed;
-``--param NAME=VALUE`` bakes another default into ``sentiment-retrain`` (unknown names are refused).
+``make regen`` (``python -m infra.regen``) writes them with every other generated file; ``--check`` there
+names the stale ones. ``python -m workflows.generate --out DIR --project P ...`` writes a folder for another
+project; ``--param NAME=VALUE`` bakes another default into ``sentiment-retrain`` (unknown names are refused).
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ from typing import Any
 
 import yaml
 
+from infra.regen import write_outputs
 from workflows.argo import build_all
+from workflows.canary import build_canary_template
 from workflows.cluster import CLUSTERS, DEFAULT_CLUSTER, GPU_ACCELERATORS, ClusterConfig
 from workflows.submit import ParameterError, check_parameters, parse_assignments
 
 MANIFESTS_DIR = Path(__file__).resolve().parent / "manifests"
 CANARY_TEMPLATE = Path(__file__).resolve().parents[1] / "k8s" / "argo" / "canary-analysis.yaml"
 HEADER = "# Generated from workflows/spec.py by `python -m workflows.generate`. Do not edit by hand.\n"
+CANARY_HEADER = "# Generated from workflows/canary.py by `make regen`. Do not edit by hand.\n"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -35,10 +38,10 @@ class _Dumper(yaml.SafeDumper):
         return super().increase_indent(flow, False)
 
 
-def to_yaml(manifest: dict[str, Any]) -> str:
+def to_yaml(manifest: dict[str, Any], header: str = HEADER) -> str:
     """Deterministic YAML for one manifest, with the do-not-edit header."""
     body = yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
-    return HEADER + "---\n" + body
+    return header + "---\n" + body
 
 
 def canary_parameters(cfg: ClusterConfig) -> dict[str, str]:
@@ -53,7 +56,7 @@ def canary_parameters(cfg: ClusterConfig) -> dict[str, str]:
 
 def kustomization(cfg: ClusterConfig, names: list[str]) -> dict[str, Any]:
     """The environment's kustomization: the generated templates plus k8s/argo with its parameters patched."""
-    base = yaml.safe_load(CANARY_TEMPLATE.read_text())
+    base = build_canary_template(DEFAULT_CLUSTER).to_dict()
     index = {p["name"]: i for i, p in enumerate(base["spec"]["arguments"]["parameters"])}
     ops = [
         {"op": "replace", "path": f"/spec/arguments/parameters/{index[name]}/value", "value": value}
@@ -82,6 +85,15 @@ def render_all() -> dict[str, str]:
     return {f"{env}/{name}": text for env, cfg in CLUSTERS.items() for name, text in render(cfg).items()}
 
 
+def outputs() -> dict[Path, str]:
+    """Every committed file this module generates -> its content (``infra.regen`` writes or checks them):
+    each environment's folder, and the canary-analysis template of ``k8s/argo`` (prod defaults, patched
+    per environment by the kustomizations)."""
+    out = {MANIFESTS_DIR / name: text for name, text in render_all().items()}
+    out[CANARY_TEMPLATE] = to_yaml(build_canary_template(DEFAULT_CLUSTER).to_dict(), CANARY_HEADER)
+    return out
+
+
 def _rendered(cfg: ClusterConfig | None) -> dict[str, str]:
     return render_all() if cfg is None else render(cfg)
 
@@ -89,23 +101,7 @@ def _rendered(cfg: ClusterConfig | None) -> dict[str, str]:
 def write(out_dir: Path = MANIFESTS_DIR, cfg: ClusterConfig | None = None) -> list[Path]:
     """Write every manifest (only files whose content changed are touched); returns the paths written.
     ``cfg`` None: every environment, each in its folder."""
-    written = []
-    for name, text in _rendered(cfg).items():
-        path = out_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            written.append(path)
-    return written
-
-
-def stale(out_dir: Path = MANIFESTS_DIR, cfg: ClusterConfig | None = None) -> list[str]:
-    """Names of the manifests that are missing or differ from a fresh generation."""
-    return [
-        name
-        for name, text in _rendered(cfg).items()
-        if not (out_dir / name).is_file() or (out_dir / name).read_text() != text
-    ]
+    return write_outputs({out_dir / name: text for name, text in _rendered(cfg).items()})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="workflows.generate", description=__doc__.splitlines()[0], allow_abbrev=False
     )
     parser.add_argument("--out", type=Path, default=MANIFESTS_DIR, help="output folder")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if files are stale")
     parser.add_argument(
         "--param",
         action="append",
@@ -165,16 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.check:
-        differ = stale(args.out, cfg)
-        if differ:
-            print(
-                f"stale manifests in {args.out}: {', '.join(differ)} (run `python -m workflows.generate`)",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"manifests in {args.out} are up to date")
-        return 0
     for path in write(args.out, cfg):
         print(f"wrote {path}")
     return 0

@@ -1,7 +1,6 @@
 """Build the Grafana dashboards with grafana-foundation-sdk and write them as JSON.
 
-``python -m monitoring.grafana.build`` rewrites ``dashboards/*.json`` (then run ``python -m monitoring.render``
-for the ConfigMaps). Every PromQL here uses metric names from docs/contracts.md, the recording rules in
+``make regen`` rewrites ``dashboards/*.json`` (``outputs()``) before the ConfigMaps that embed them. Every PromQL here uses metric names from docs/contracts.md, the recording rules in
 ``monitoring/prometheus/rules``, kube-state-metrics or the Argo Workflows controller; tests/monitoring parses
 each query with promtool and checks the names.
 """
@@ -9,7 +8,6 @@ each query with promtool and checks the names.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -495,14 +493,6 @@ def render(name: str) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def main() -> int:
-    DASHBOARDS_DIR.mkdir(parents=True, exist_ok=True)
-    for name in DASHBOARDS:
-        path = DASHBOARDS_DIR / f"{name}.json"
-        path.write_text(render(name))
-        print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def outputs() -> dict[Path, str]:
+    """Dashboard file -> its JSON text (``infra.regen`` writes or checks them)."""
+    return {DASHBOARDS_DIR / f"{name}.json": render(name) for name in DASHBOARDS}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.common.settings import ComponentSettings, TrackingSettings
 
@@ -80,4 +81,66 @@ class AnalysisSettings(ComponentSettings):
         value = value.strip().removeprefix("{").removesuffix("}").strip()
         if not value or "=" not in value:
             raise ValueError('expected PromQL label matchers like revision="sentiment-predictor-00002"')
+        return value
+
+
+# The canary-analysis WorkflowTemplate's steps (``python -m serving.rollout canary-*``): the workflow passes
+# every parameter as a SENTIMENTOPS_* environment variable, never on a command line or in a script.
+OUTPUT_DIR_DESCRIPTION = "folder the step writes its Argo output parameters to, one file each"
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+class CanaryAnalysisSettings(AnalysisSettings):
+    """canary-analyse: the analysis of two Knative revisions (selectors ``revision="<name>"``)."""
+
+    canary_revision: str = Field(..., min_length=1, description="the canary's Knative revision")
+    stable_revision: str = Field(..., min_length=1, description="the stable Knative revision")
+    canary_selector: str = Field("", description='default: revision="<canary_revision>"')
+    stable_selector: str = Field("", description='default: revision="<stable_revision>"')
+    output_dir: str = Field("/tmp/outputs", description=OUTPUT_DIR_DESCRIPTION)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _revision_selectors(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for side in ("canary", "stable"):
+                revision = data.get(f"{side}_revision")
+                if revision and not data.get(f"{side}_selector"):
+                    data[f"{side}_selector"] = f'revision="{revision}"'
+        return data
+
+
+class CanaryApplySettings(RollbackSettings):
+    """canary-apply: promote or roll back on a checkout of the GitOps repository (``overlay`` in it)."""
+
+    verdict: Literal["promote", "rollback"] = Field(..., description="promote or rollback")
+    reason: str = Field("", description="the analysis' reason (rollback: recorded on the model version)")
+    output_dir: str = Field("/tmp/outputs", description=OUTPUT_DIR_DESCRIPTION)
+
+
+class CanaryPushSettings(ComponentSettings):
+    """canary-push: commit the new overlay on a rollout branch and push it to the git host."""
+
+    git_repo: str = Field(..., min_length=1, description="the GitOps repository to clone")
+    git_base_branch: str = Field("main", min_length=1, description="branch the change starts from")
+    environment: str = Field(..., description="the environment (names the branch)")
+    overlay: str = Field(..., min_length=1, description="overlay dir in the repository")
+    verdict: Literal["promote", "rollback"] = Field(..., description="promote or rollback")
+    version: str = Field(..., min_length=1, description="the model version now served")
+    reason: str = Field("", description="the analysis' reason (commit message body)")
+    overlay_text: str = Field(..., min_length=1, description="the new inferenceservice.yaml")
+    workflow_name: str = Field(..., description="the Argo workflow (names the branch)")
+    push: bool = Field(True, description="push the branch (false: commit only, a dry run)")
+    clone_dir: str = Field("/tmp/repo", description="where the repository is cloned (must not exist)")
+    ssh_key: str | None = Field(
+        None, description="private key file to install as ssh_key_copy with mode 0600 (ssh refuses others)"
+    )
+    ssh_key_copy: str = Field("/tmp/ssh/id", description="where GIT_SSH_COMMAND expects the key")
+    git_timeout_s: float = Field(120, gt=0, description="timeout of each git clone / push")
+
+    @field_validator("environment", "workflow_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"not a Kubernetes name: {value!r}")
         return value

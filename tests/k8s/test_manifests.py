@@ -86,7 +86,7 @@ def test_canary_workflow_template_validates_against_its_crd() -> None:
     steps = [s["name"] for group in template["spec"]["templates"][0]["steps"] for s in group]
     assert steps == ["revisions", "analyse", "open-change"]
     analyse = next(t for t in template["spec"]["templates"] if t["name"] == "analyse")
-    assert "python -m serving.rollout analyse" in analyse["script"]["source"]
+    assert analyse["container"]["command"] == ["python", "-m", "serving.rollout", "canary-analyse"]
     assert analyse["retryStrategy"]["expression"] == "asInt(lastRetry.exitCode) == 3"
 
 
@@ -176,41 +176,69 @@ def test_overlay_with_a_canary_still_builds_and_validates(env: str, tmp_path: Pa
     assert isvc["metadata"]["annotations"]["sentimentops.io/stable-model-version"].isdigit()
 
 
-def test_workflow_scripts_parse_and_match_the_cli_exit_codes() -> None:
-    """The Argo scripts are valid shell and map analyse's exit codes the way the CLI defines them."""
+def _canary_template() -> dict[str, Any]:
+    (template,) = [d for d in yaml.safe_load_all((K8S / "argo" / "canary-analysis.yaml").read_text()) if d]
+    return template
+
+
+def _unread_settings(template: dict[str, Any]) -> list[str]:
+    """SENTIMENTOPS_* variables a step sets that its ``serving.rollout`` subcommand does not read (settings
+    ignore unknown variables, so a misspelt one would silently fall back to a default)."""
+    from components.common.settings import ENV_PREFIX
+    from serving.rollout.cli import COMMANDS
+
+    found = []
+    for t in template["spec"]["templates"]:
+        container = t.get("container")
+        if container is None:
+            continue
+        settings_cls, _ = COMMANDS[container["command"][3]]
+        names = {f"{ENV_PREFIX}{name.upper()}" for name in settings_cls.model_fields}
+        for env in container.get("env", []):
+            if env["name"].startswith(ENV_PREFIX) and env["name"] not in names:
+                found.append(f"{t['name']}: {env['name']}")
+    return found
+
+
+def test_workflow_steps_run_rollout_subcommands_that_read_every_variable_they_get() -> None:
+    """Each step runs ``python -m serving.rollout <subcommand>`` and the subcommand's settings read every
+    SENTIMENTOPS_* variable the step sets; the HOLD retry matches the CLI's exit code."""
     from serving.rollout.analysis import Verdict
 
-    (template,) = [d for d in yaml.safe_load_all((K8S / "argo" / "canary-analysis.yaml").read_text()) if d]
-    scripts = {t["name"]: t["script"] for t in template["spec"]["templates"] if "script" in t}
-    assert set(scripts) == {"analyse", "apply", "push"}
-    for name, script in scripts.items():
-        shell = script["command"][0]
-        check = subprocess.run(
-            [shell, "-n"], input=script["source"], capture_output=True, text=True, timeout=30
-        )
-        assert check.returncode == 0, f"{name}: {check.stderr}"
-    analyse = scripts["analyse"]["source"]
-    assert f"{Verdict.PROMOTE.value}) echo promote" in analyse
-    assert f"{Verdict.ROLLBACK.value}) echo rollback" in analyse
+    template = _canary_template()
+    commands = {
+        t["name"]: t["container"]["command"] for t in template["spec"]["templates"] if "container" in t
+    }
+    assert commands == {
+        name: ["python", "-m", "serving.rollout", f"canary-{name}"] for name in ("analyse", "apply", "push")
+    }
+    assert not any("script" in t for t in template["spec"]["templates"])
+    assert _unread_settings(template) == []
+    broken = copy.deepcopy(template)
+    push = next(t for t in broken["spec"]["templates"] if t["name"] == "push")
+    push["container"]["env"].append({"name": "SENTIMENTOPS_GIT_BRANCH", "value": "main"})
+    assert _unread_settings(broken) == ["push: SENTIMENTOPS_GIT_BRANCH"]
     retry = next(t for t in template["spec"]["templates"] if t["name"] == "analyse")["retryStrategy"]
     assert retry["expression"] == f"asInt(lastRetry.exitCode) == {Verdict.HOLD.value}"
 
 
 def _spliced_parameters(template: dict[str, Any]) -> list[str]:
-    """Argo placeholders ({{...}}) inside a script's source: a parameter value spliced into shell."""
+    """Argo placeholders ({{...}}) in a step's command, arguments or script: a parameter value that could be
+    read as a flag or as shell."""
     found = []
     for t in template["spec"]["templates"]:
-        source = (t.get("script") or {}).get("source", "")
-        found += [f"{t['name']}: {m}" for m in re.findall(r"\{\{[^}]+\}\}", source)]
+        main = t.get("container") or t.get("script") or {}
+        words = [*main.get("command", []), *main.get("args", []), main.get("source", "")]
+        found += [f"{t['name']}: {m}" for word in words for m in re.findall(r"\{\{[^}]+\}\}", word)]
     return found
 
 
-def test_canary_scripts_take_parameters_only_from_the_environment() -> None:
-    """A reason string or branch name with shell metacharacters cannot run code: scripts read parameters
-    from env vars (Argo substitutes those as data), never from placeholders in their source."""
-    (template,) = [d for d in yaml.safe_load_all((K8S / "argo" / "canary-analysis.yaml").read_text()) if d]
+def test_canary_steps_take_parameters_only_from_the_environment() -> None:
+    """A reason string or branch name with shell metacharacters cannot run code or become a flag: steps
+    read parameters from env vars (Argo substitutes those as data), never from their command line."""
+    template = _canary_template()
     assert _spliced_parameters(template) == []
     broken = copy.deepcopy(template)
     push = next(t for t in broken["spec"]["templates"] if t["name"] == "push")
-    push["script"]["source"] += 'echo "{{inputs.parameters.reason}}"\n'
+    push["container"]["args"] = ["--reason", "{{inputs.parameters.reason}}"]
     assert _spliced_parameters(broken) == ["push: {{inputs.parameters.reason}}"]

@@ -95,8 +95,8 @@ def test_slack_urls_come_from_secret_files_and_messages_link_the_runbook() -> No
 
 
 def test_alertmanagerconfig_cr_is_generated_and_valid() -> None:
-    assert render.ALERTMANAGER_CR.read_text() == render.outputs()[render.ALERTMANAGER_CR]
-    cr = yaml.safe_load(render.ALERTMANAGER_CR.read_text())
+    """(tests/infra/test_regen.py checks the committed file is this output.)"""
+    cr = yaml.safe_load(render.outputs()[render.ALERTMANAGER_CR])
     validate_cr(cr)
     plain = yaml.safe_load(ALERTMANAGER_YML.read_text())
     assert [r["name"] for r in cr["spec"]["receivers"]] == [r["name"] for r in plain["receivers"]]

@@ -141,16 +141,10 @@ def test_histogram_has_the_slo_bucket_when_serving_is_present() -> None:
 
 
 def test_prometheusrule_cr_is_generated_from_the_plain_rules() -> None:
-    assert render.PROMETHEUS_RULE.read_text() == render.outputs()[render.PROMETHEUS_RULE], (
-        "run python -m monitoring.render"
-    )
-    cr = yaml.safe_load(render.PROMETHEUS_RULE.read_text())
+    """(tests/infra/test_regen.py checks the committed file is this output.)"""
+    cr = yaml.safe_load(render.outputs()[render.PROMETHEUS_RULE])
     assert cr["spec"]["groups"] == yaml.safe_load(RULES_FILE.read_text())["groups"]
     validate_cr(cr)
-
-
-def test_generated_files_are_up_to_date() -> None:
-    assert render.main(["--check"]) == 0
 
 
 def test_burn_rate_factors_match_a_28_day_budget() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from infra import topology
 from infra.topology import ENVIRONMENTS, FLOWS, Hop
-from tests.platform import checks, report
+from tests.platform import checks
 from tests.platform.deployment import Deployment, build
 
 HOPS = [(flow.key, hop) for flow in FLOWS for hop in flow.hops]
@@ -33,11 +33,3 @@ def test_every_workload_of_ours_is_in_a_flow() -> None:
     """A workload nobody calls and that calls nobody is either dead or missing from the flows."""
     in_flows = {name for flow in FLOWS for hop in flow.hops for name in (hop.caller, hop.callee)}
     assert set(topology.WORKLOADS) - in_flows == set()
-
-
-def test_flow_table_in_docs_is_current() -> None:
-    assert report.main(["--check"]) == 0, "run `python -m tests.platform.report`"
-
-
-def test_generated_topology_files_are_current() -> None:
-    assert topology.main(["--check"]) == 0, "run `python -m infra.topology`"

@@ -292,3 +292,59 @@ def test_query_rejected_by_prometheus_is_an_error(lab: Lab, capsys: pytest.Captu
     code, out, err = analyse(lab.prometheus_url, 'sentiment-predictor-00002", revision=~"(', capsys=capsys)
     assert code == 1 and out == ""
     assert err.startswith("error: Prometheus rejected the query (400, bad_data)") and err.count("\n") == 1
+
+
+def canary_analyse(
+    lab_url: str, canary: str, stable: str, outputs: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The workflow's analyse step through the real entrypoint, its parameters as env vars only (as the
+    generated template passes them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMENTOPS_")}
+    env |= {
+        "SENTIMENTOPS_PROMETHEUS_URL": lab_url,
+        "SENTIMENTOPS_ANALYSIS_WINDOW": "2m",
+        "SENTIMENTOPS_MIN_REQUESTS": str(MIN_REQUESTS),
+        "SENTIMENTOPS_LATENCY_TOLERANCE_S": "0.15",  # see analyse() above
+        "SENTIMENTOPS_CANARY_REVISION": canary,
+        "SENTIMENTOPS_STABLE_REVISION": stable,
+        "SENTIMENTOPS_OUTPUT_DIR": str(outputs),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "serving.rollout", "canary-analyse", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(("canary", "verdict"), [(GOOD, "promote"), (BAD, "rollback")])
+def test_workflow_analyse_step_writes_the_verdict_as_outputs(
+    lab: Lab, canary: str, verdict: str, tmp_path: Path
+) -> None:
+    """PROMOTE and ROLLBACK both end the step with 0: the verdict and reason are its output files."""
+    proc = canary_analyse(lab.prometheus_url, canary, STABLE, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "verdict").read_text() == verdict
+    decision = json.loads((tmp_path / "decision.json").read_text())
+    assert decision["verdict"] == verdict and decision["canary"]["requests"] == lab.sent[canary]
+    assert (tmp_path / "reason").read_text() == decision["reason"]
+    if verdict == "rollback":
+        assert "5xx error rate" in decision["reason"]
+
+
+def test_workflow_analyse_step_holds_with_exit_3_and_no_verdict(lab: Lab, tmp_path: Path) -> None:
+    """HOLD is the exit code the template retries; no verdict file, so Argo cannot read a stale one."""
+    too_many = str(lab.sent[GOOD] + 1)
+    proc = canary_analyse(lab.prometheus_url, GOOD, STABLE, tmp_path, "--min-requests", too_many)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert not (tmp_path / "verdict").exists() and "verdict: HOLD" in proc.stdout
+
+
+def test_workflow_analyse_step_refuses_identical_revisions(lab: Lab, tmp_path: Path) -> None:
+    proc = canary_analyse(lab.prometheus_url, STABLE, STABLE, tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no canary rolled out: the latest revision {STABLE} is the rolled-out one"
+    ]

@@ -379,3 +379,181 @@ def test_promote_undoes_the_alias_when_the_overlay_cannot_be_written(
     assert code == 1
     assert "rollback_reason" not in mlflow_client.get_model_version(MODEL, registry_with_challenger).tags
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+# --- the canary-analysis workflow's apply and push steps (serving/rollout/workflow_steps.py) -------------
+
+WORKFLOW = "canary-analysis-x7k2p"
+# Shell and flag metacharacters: the steps get parameters only as env vars, so this is data throughout.
+HOSTILE_REASON = 'p99 0.9 > 0.5; $(touch /tmp/pwned) `id` --push=false "quoted"'
+
+
+def canary_step_env(template_name: str, values: dict[str, str]) -> dict[str, str]:
+    """The env of one step of the generated canary-analysis template, with Argo's placeholders filled from
+    ``values`` (``workflow.parameters.<name>``, ``inputs.parameters.<name>``, ``workflow.name``)."""
+    import re
+
+    import yaml
+
+    (template,) = [
+        d for d in yaml.safe_load_all((REPO_ROOT / "k8s/argo/canary-analysis.yaml").read_text()) if d
+    ]
+    defaults = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
+    step = next(t for t in template["spec"]["templates"] if t["name"] == template_name)
+    known = {f"workflow.parameters.{k}": v for k, v in defaults.items()} | values
+    fill = lambda text: re.sub(r"\{\{([^}]+)\}\}", lambda m: known[m.group(1)], text)  # noqa: E731
+    return {e["name"]: fill(e["value"]) for e in step["container"]["env"] if "value" in e}
+
+
+@pytest.fixture()
+def remote(repo: Path, tmp_path: Path) -> Path:
+    """A bare repository the GitOps checkout pushes to (its ``origin``), holding ``main``."""
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True, timeout=30)
+    return bare
+
+
+def read_outputs(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in folder.iterdir()}
+
+
+def test_canary_apply_promotes_and_hands_the_overlay_to_the_push_step(
+    repo: Path,
+    cli: Cli,
+    mlflow_client: object,
+    registry_with_challenger: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cli("propose")[0] == 0
+    commit_all(repo, "propose")
+    outputs = tmp_path / "outputs"
+    monkeypatch.setenv("SENTIMENTOPS_VERDICT", "promote")
+    monkeypatch.setenv("SENTIMENTOPS_REASON", "all checks passed")
+    monkeypatch.setenv("SENTIMENTOPS_OUTPUT_DIR", str(outputs))
+    code, out, err = cli("canary-apply")
+    assert code == 0, err
+    got = read_outputs(outputs)
+    assert got["changed"] == "true" and got["version"] == registry_with_challenger
+    assert got["overlay"] == (repo / OVERLAY / "inferenceservice.yaml").read_text()
+    assert alias(mlflow_client, "champion") == registry_with_challenger
+    commit_all(repo, "promote")
+
+    # Run again (a retried pod): nothing changes, and the push step is skipped (changed=false).
+    code, _, err = cli("canary-apply")
+    assert code == 0, err
+    assert read_outputs(outputs)["changed"] == "false"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_canary_apply_rolls_back_with_the_analysis_reason(
+    repo: Path,
+    cli: Cli,
+    mlflow_client: object,
+    registry_with_challenger: str,
+    served: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = (repo / OVERLAY / "inferenceservice.yaml").read_text()
+    assert cli("propose")[0] == 0
+    commit_all(repo, "propose")
+    monkeypatch.setenv("SENTIMENTOPS_VERDICT", "rollback")
+    monkeypatch.setenv("SENTIMENTOPS_REASON", HOSTILE_REASON)
+    monkeypatch.setenv("SENTIMENTOPS_OUTPUT_DIR", str(tmp_path / "outputs"))
+    code, _, err = cli("canary-apply")
+    assert code == 0, err
+    got = read_outputs(tmp_path / "outputs")
+    assert got == {"changed": "true", "overlay": original, "version": served[0]}
+    tags = mlflow_client.get_model_version(MODEL, registry_with_challenger).tags
+    assert tags["rollback_reason"] == f"canary analysis: {HOSTILE_REASON}"
+    assert alias(mlflow_client, "champion") == served[0]
+
+
+def test_canary_apply_refuses_an_unknown_verdict(
+    repo: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTIMENTOPS_VERDICT", "hold")
+    code, _, err = cli("canary-apply")
+    assert code == 1 and err.startswith("error: invalid setting 'verdict'") and err.count("\n") == 1, err
+    assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("push", ["true", "false"])
+def test_canary_push_runs_from_the_generated_template_env(
+    repo: Path, remote: Path, tmp_path: Path, push: str
+) -> None:
+    """The push step's env exactly as the generated template sets it (placeholders filled as Argo would),
+    through the real entrypoint: the branch reaches the bare remote with the new overlay (push=false: it
+    does not), the reason stays data, and the base branch is untouched."""
+    from serving.rollout import manifest
+
+    overlay_text = manifest.with_canary(
+        (repo / OVERLAY / "inferenceservice.yaml").read_text(), "7", NEW_URI, 10, NEW_DIGEST
+    ).text
+    key = tmp_path / "secret" / "ssh-privatekey"
+    key.parent.mkdir()
+    key.write_text("not a real key\n")
+    key.chmod(0o440)
+    env = canary_step_env(
+        "push",
+        {
+            "workflow.parameters.git-repo": str(remote),
+            "workflow.parameters.push": push,
+            "inputs.parameters.verdict": "promote",
+            "inputs.parameters.version": "7",
+            "inputs.parameters.reason": HOSTILE_REASON,
+            "inputs.parameters.overlay": overlay_text,
+            "workflow.name": WORKFLOW,
+        },
+    )
+    # Only the pod's fixed paths move into tmp (the template's /etc/gitops and /tmp are the pod's).
+    env |= {
+        "SENTIMENTOPS_SSH_KEY": str(key),
+        "SENTIMENTOPS_SSH_KEY_COPY": str(tmp_path / "ssh" / "id"),
+        "SENTIMENTOPS_CLONE_DIR": str(tmp_path / "clone"),
+        "HOME": str(tmp_path),
+    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENTOPS_", "GIT_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "serving.rollout", "canary-push"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env={**base, **env},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "ssh" / "id").stat().st_mode & 0o777 == 0o600
+    branch = f"rollout/prod/promote-{WORKFLOW}"
+    branches = git(remote, "branch", "--format=%(refname:short)").split()
+    assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")
+    if push == "false":
+        assert branches == ["main"] and "not pushed" in proc.stdout
+        return
+    assert sorted(branches) == ["main", branch]
+    message = git(remote, "log", "-1", "--format=%B", branch)
+    assert message.splitlines()[0] == "rollout(prod): promote canary (serving version 7)"
+    assert HOSTILE_REASON in message and f"Workflow: {WORKFLOW}" in message
+    assert git(remote, "show", f"{branch}:{OVERLAY}/inferenceservice.yaml") == overlay_text
+    changed = git(remote, "diff", "--name-only", "main", branch).split()
+    assert changed == [f"{OVERLAY}/inferenceservice.yaml"]
+
+
+def test_canary_push_failure_is_one_line(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.rollout.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "canary-push",
+                *("--git-repo", str(tmp_path / "no-such-remote.git"), "--environment", "prod"),
+                *("--overlay", str(OVERLAY), "--verdict", "promote", "--version", "7"),
+                *("--overlay-text", "x: 1", "--workflow-name", WORKFLOW),
+                *("--clone-dir", str(tmp_path / "clone")),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.startswith("error: git clone failed") and err.count("\n") == 1, err
