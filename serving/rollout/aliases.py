@@ -1,6 +1,7 @@
 """The MLflow registry side of a rollout: resolve the challenger, move ``champion``, record a rollback.
 
-Uses the shared helpers in ``components.common.registry``; MLflow's HTTP calls are bounded by
+Reads go through ``registry.read_client`` (no side effect); only alias and tag changes use the writing
+client. Uses the shared helpers in ``components.common.registry``; MLflow's HTTP calls are bounded by
 ``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (set in components.common.tracking).
 """
 
@@ -31,9 +32,9 @@ class ModelRef:
     digest: str | None
 
 
-def _client(settings: TrackingSettings) -> Any:
+def _client(settings: TrackingSettings, write: bool = False) -> Any:
     try:
-        return registry.client(settings)
+        return registry.write_client(settings) if write else registry.read_client(settings)
     except Exception as exc:  # MlflowException, connection errors, bad URI
         raise RegistryError(
             f"cannot reach the MLflow registry at {settings.tracking_uri}: {_line(exc)}"
@@ -128,7 +129,7 @@ def alias_version(settings: TrackingSettings, alias: str) -> str | None:
 
 def set_alias(settings: TrackingSettings, alias: str, version: str) -> None:
     """Point ``alias`` at ``version``."""
-    client = _client(settings)
+    client = _client(settings, write=True)
     try:
         client.set_registered_model_alias(settings.registered_model, alias, version)
     except Exception as exc:
@@ -150,7 +151,7 @@ def _client_version_tags(settings: TrackingSettings, version: str) -> dict[str, 
 
 def set_tag(settings: TrackingSettings, version: str, key: str, value: str) -> None:
     """Set a model-version tag."""
-    client = _client(settings)
+    client = _client(settings, write=True)
     try:
         client.set_model_version_tag(settings.registered_model, version, key, value)
     except Exception as exc:
@@ -159,7 +160,7 @@ def set_tag(settings: TrackingSettings, version: str, key: str, value: str) -> N
 
 def delete_tag(settings: TrackingSettings, version: str, key: str) -> None:
     """Remove a model-version tag (used to undo a rollback whose manifest could not be written)."""
-    client = _client(settings)
+    client = _client(settings, write=True)
     try:
         client.delete_model_version_tag(settings.registered_model, version, key)
     except Exception as exc:
@@ -168,7 +169,7 @@ def delete_tag(settings: TrackingSettings, version: str, key: str) -> None:
 
 def delete_alias(settings: TrackingSettings, alias: str) -> None:
     """Remove ``alias`` (used to undo a promote when there was no champion before)."""
-    client = _client(settings)
+    client = _client(settings, write=True)
     try:
         client.delete_registered_model_alias(settings.registered_model, alias)
     except Exception as exc:
