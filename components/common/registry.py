@@ -6,6 +6,7 @@ Loading a registered model goes through ``components.common.model_source.resolve
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,28 +57,26 @@ def write_client(settings: TrackingSettings) -> Any:
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
-def version_by_alias(mlflow_client: Any, name: str, alias: str) -> Any | None:
-    """The model version holding ``alias``, or None when the model or alias does not exist."""
+def _unless_missing(call: Callable[[], Any]) -> Any | None:
+    """``call()``, or None when MLflow answers that the model, alias or version does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow_client.get_model_version_by_alias(name, alias)
+        return call()
     except MlflowException as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             return None
         raise
+
+
+def version_by_alias(mlflow_client: Any, name: str, alias: str) -> Any | None:
+    """The model version holding ``alias``, or None when the model or alias does not exist."""
+    return _unless_missing(lambda: mlflow_client.get_model_version_by_alias(name, alias))
 
 
 def get_version(mlflow_client: Any, name: str, version: str) -> Any | None:
     """Version ``version`` of ``name``, or None when it does not exist."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow_client.get_model_version(name, version)
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
-            return None
-        raise
+    return _unless_missing(lambda: mlflow_client.get_model_version(name, version))
 
 
 def versions_with_digest(mlflow_client: Any, name: str, digest: str) -> list[Any]:
