@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     from serving.config import ServingSettings
-    from serving.model import SentimentModel
+    from serving.model import SentimentPredictor
     from serving.server import SentimentServer
 
     args = build_parser().parse_args()
@@ -53,7 +53,7 @@ def main() -> None:
     ours = logging.getLogger("serving")  # log through the handlers KServe configured
     ours.handlers, ours.propagate = logging.getLogger("kserve").handlers, False
     ours.setLevel(logging.INFO)
-    model = SentimentModel(args.model_name, settings)
+    model = SentimentPredictor(args.model_name, settings)
     model.load()
     server.serve(model, settings)
     # Drained and flushed: skip the interpreter's teardown of native libraries (seconds, measured),

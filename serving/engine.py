@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from components.common.models import TFIDF_FLAVOR, SentimentModel, TransformerModel
+from components.common.models import TFIDF_FLAVOR, TextClassifier, TransformerModel
 from serving.config import ServingSettings
 from serving.probe import PROBE_TEXTS
 
@@ -70,7 +70,7 @@ class TfidfEngine:
     precision = "fp64"
     releases_gil = False
 
-    def __init__(self, model: SentimentModel) -> None:
+    def __init__(self, model: TextClassifier) -> None:
         self.model = model
 
     def prepare(self, texts: Sequence[str]) -> list[Any]:
@@ -224,7 +224,7 @@ def configure_torch(threads: int) -> None:
         pass
 
 
-def build_engine(model: SentimentModel, settings: ServingSettings) -> Engine:
+def build_engine(model: TextClassifier, settings: ServingSettings) -> Engine:
     """The engine for a loaded model's flavour and the configured runtime."""
     if not isinstance(model, TransformerModel):
         return TfidfEngine(model)

@@ -51,7 +51,7 @@ ENDPOINTS = {
 
 
 class Predictor(Protocol):
-    """What the direct path needs of the served model (serving.model.SentimentModel)."""
+    """What the direct path needs of the served model (serving.model.SentimentPredictor)."""
 
     name: str
     ready: bool

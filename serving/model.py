@@ -13,8 +13,8 @@ import kserve
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from components.common.model_source import resolve_model
 from components.common.models import LABELS
-from serving import source
 from serving.batching import MicroBatcher
 from serving.config import ServingSettings
 from serving.engine import build_engine, warm_up
@@ -38,7 +38,7 @@ def _v2_body(request: InferRequest) -> dict[str, Any]:
     return {"id": request.id, "inputs": inputs}
 
 
-class SentimentModel(kserve.Model):
+class SentimentPredictor(kserve.Model):
     """Serves one sentiment model (either flavour) under ``name``."""
 
     def __init__(self, name: str, settings: ServingSettings) -> None:
@@ -52,11 +52,14 @@ class SentimentModel(kserve.Model):
     def load(self) -> bool:
         """Fetch, verify, load and warm up the model; only then is it ready."""
         s = self.settings
-        loaded = source.load(
+        if s.expected_model_digest is None and s.allow_unpinned_model:
+            log.warning("serving %s WITHOUT an expected digest (--allow-unpinned-model)", s.model_dir)
+        loaded = resolve_model(
             s.model_dir,
-            device=None if s.device == "auto" else s.device,
             expected_digest=s.expected_model_digest,
+            device=None if s.device == "auto" else s.device,
             allow_unpinned=s.allow_unpinned_model,
+            digest_flag="--expected-model-digest (env SENTIMENTOPS_EXPECTED_MODEL_DIGEST)",
         )
         self.version = s.model_version or loaded.version
         engine = build_engine(loaded.model, s)

@@ -12,13 +12,13 @@ from kserve.model_server import app as kserve_app
 
 from serving.config import ServingSettings
 from serving.guard import RequestGuard
-from serving.model import SentimentModel
+from serving.model import SentimentPredictor
 from serving.protocol import Limits
 
 log = logging.getLogger(__name__)
 
 
-def install(app: FastAPI, model: SentimentModel, settings: ServingSettings) -> None:
+def install(app: FastAPI, model: SentimentPredictor, settings: ServingSettings) -> None:
     """Add the guard middleware and the readiness route to KServe's app (before it starts)."""
     app.add_middleware(
         RequestGuard,
@@ -57,7 +57,7 @@ class SentimentServer(ModelServer):
                 self._rest_server._add_middlewares = lambda app: None
         super().setup_event_loop()
 
-    def serve(self, model: SentimentModel, settings: ServingSettings) -> None:
+    def serve(self, model: SentimentPredictor, settings: ServingSettings) -> None:
         """Serve until SIGTERM/SIGINT; uvicorn drains in-flight requests, then the model is closed."""
         install(kserve_app, model, settings)
         try:

@@ -28,7 +28,7 @@ from hera.workflows import (
     Task,
     WorkflowTemplate,
 )
-from hera.workflows import models as m
+from hera.workflows import models as hera_models
 
 from workflows.cluster import DEFAULT_CLUSTER, STEP_RESOURCES, ClusterConfig, StepResources
 from workflows.spec import PARAMETERS, STEPS, Step, topological_order
@@ -104,32 +104,32 @@ def _retry(resources: StepResources, gate_exit_codes: tuple[int, ...]) -> RetryS
         limit=resources.retry_limit,
         retry_policy=RetryPolicy.always,
         expression=retry_expression(gate_exit_codes),
-        backoff=m.Backoff(duration="1m", factor=2, max_duration="30m"),
+        backoff=hera_models.Backoff(duration="1m", factor=2, max_duration="30m"),
         # Do not retry on the node that was just preempted or lost.
-        affinity=m.RetryAffinity(node_anti_affinity=m.RetryNodeAntiAffinity()),
+        affinity=hera_models.RetryAffinity(node_anti_affinity=hera_models.RetryNodeAntiAffinity()),
     )
 
 
-def _container_security_context(cfg: ClusterConfig) -> m.SecurityContext:
-    return m.SecurityContext(
+def _container_security_context(cfg: ClusterConfig) -> hera_models.SecurityContext:
+    return hera_models.SecurityContext(
         run_as_non_root=True,
         run_as_user=cfg.run_as_user,
         run_as_group=cfg.run_as_group,
         allow_privilege_escalation=False,
         privileged=False,
         read_only_root_filesystem=True,
-        capabilities=m.Capabilities(drop=["ALL"]),
-        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+        capabilities=hera_models.Capabilities(drop=["ALL"]),
+        seccomp_profile=hera_models.SeccompProfile(type="RuntimeDefault"),
     )
 
 
-def _pod_security_context(cfg: ClusterConfig) -> m.PodSecurityContext:
-    return m.PodSecurityContext(
+def _pod_security_context(cfg: ClusterConfig) -> hera_models.PodSecurityContext:
+    return hera_models.PodSecurityContext(
         run_as_non_root=True,
         run_as_user=cfg.run_as_user,
         run_as_group=cfg.run_as_group,
         fs_group=cfg.run_as_group,
-        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+        seccomp_profile=hera_models.SeccompProfile(type="RuntimeDefault"),
     )
 
 
@@ -165,25 +165,33 @@ def _env(
     ]
 
 
-def _volumes(resources: StepResources) -> tuple[list[m.Volume], list[m.VolumeMount]]:
-    volumes = [m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource(size_limit=resources.tmp_size))]
-    mounts = [m.VolumeMount(name="tmp", mount_path="/tmp")]
+def _volumes(resources: StepResources) -> tuple[list[hera_models.Volume], list[hera_models.VolumeMount]]:
+    volumes = [
+        hera_models.Volume(
+            name="tmp", empty_dir=hera_models.EmptyDirVolumeSource(size_limit=resources.tmp_size)
+        )
+    ]
+    mounts = [hera_models.VolumeMount(name="tmp", mount_path="/tmp")]
     if resources.gpus:
         # PyTorch data loaders and NCCL use shared memory; the default /dev/shm is 64 MiB.
         volumes.append(
-            m.Volume(name="dshm", empty_dir=m.EmptyDirVolumeSource(medium="Memory", size_limit="8Gi"))
+            hera_models.Volume(
+                name="dshm", empty_dir=hera_models.EmptyDirVolumeSource(medium="Memory", size_limit="8Gi")
+            )
         )
-        mounts.append(m.VolumeMount(name="dshm", mount_path="/dev/shm"))
+        mounts.append(hera_models.VolumeMount(name="dshm", mount_path="/dev/shm"))
     return volumes, mounts
 
 
 def _gpu_scheduling(cfg: ClusterConfig) -> dict[str, Any]:
     """Node selector and tolerations for the GPU pool, set on the template itself: workflow-level
     tolerations are ignored when a Workflow runs this template through ``workflowTemplateRef``."""
-    tolerations = [m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
+    tolerations = [hera_models.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
     if cfg.gpu_pool.tolerate_spot:
         tolerations.append(
-            m.Toleration(key="cloud.google.com/gke-spot", operator="Equal", value="true", effect="NoSchedule")
+            hera_models.Toleration(
+                key="cloud.google.com/gke-spot", operator="Equal", value="true", effect="NoSchedule"
+            )
         )
     return {
         "node_selector": {"cloud.google.com/gke-accelerator": cfg.gpu_pool.accelerator},
@@ -258,7 +266,7 @@ def _metadata_labels(component: str) -> dict[str, str]:
 def _workflow_common(cfg: ClusterConfig, deadline: int, component: str) -> dict[str, Any]:
     return {
         # Pod labels the namespace's NetworkPolicies select on (egress to MLflow, GCS, the hub).
-        "pod_metadata": m.Metadata(
+        "pod_metadata": hera_models.Metadata(
             labels={"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/component": component}
         ),
         "namespace": cfg.namespace,
@@ -266,15 +274,15 @@ def _workflow_common(cfg: ClusterConfig, deadline: int, component: str) -> dict[
         "security_context": _pod_security_context(cfg),
         "active_deadline_seconds": deadline,
         # Keep failed pods for their logs; the TTL removes the whole workflow later.
-        "pod_gc": m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m"),
-        "ttl_strategy": m.TTLStrategy(
+        "pod_gc": hera_models.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m"),
+        "ttl_strategy": hera_models.TTLStrategy(
             seconds_after_success=cfg.ttl_after_success_seconds,
             seconds_after_failure=cfg.ttl_after_failure_seconds,
         ),
     }
 
 
-def retrain_parameters(cfg: ClusterConfig = DEFAULT_CLUSTER) -> list[m.Parameter]:
+def retrain_parameters(cfg: ClusterConfig = DEFAULT_CLUSTER) -> list[hera_models.Parameter]:
     """The WorkflowTemplate's parameters: exactly ``spec.PARAMETERS`` with the cluster's defaults."""
     overrides = cfg.parameter_overrides()
     unknown = sorted(set(overrides) - {p.name for p in PARAMETERS})
@@ -287,7 +295,7 @@ def retrain_parameters(cfg: ClusterConfig = DEFAULT_CLUSTER) -> list[m.Parameter
             description += "; each run writes under <artifacts_root>/<workflow uid>"
         value = None if p.name in REQUIRED_PARAMETERS else overrides.get(p.name, p.default)
         out.append(
-            m.Parameter(
+            hera_models.Parameter(
                 name=p.name,
                 value=value,
                 description=description,
@@ -313,7 +321,7 @@ def build_retrain_template(cfg: ClusterConfig = DEFAULT_CLUSTER) -> WorkflowTemp
         arguments=retrain_parameters(cfg),
         # One retraining at a time, whatever submitted it (cron, drift sensor, a person): runs queue
         # instead of racing for the GPU pool and for the registry's aliases.
-        synchronization=m.Synchronization(mutexes=[m.Mutex(name=RETRAIN_TEMPLATE)]),
+        synchronization=hera_models.Synchronization(mutexes=[hera_models.Mutex(name=RETRAIN_TEMPLATE)]),
         **_workflow_common(cfg, cfg.retrain_deadline_seconds, "training"),
     ) as template:
         containers = {
@@ -353,9 +361,9 @@ def build_retrain_cron(cfg: ClusterConfig = DEFAULT_CLUSTER) -> CronWorkflow:
         starting_deadline_seconds=3600,
         successful_jobs_history_limit=3,
         failed_jobs_history_limit=5,
-        workflow_template_ref=m.WorkflowTemplateRef(name=RETRAIN_TEMPLATE),
+        workflow_template_ref=hera_models.WorkflowTemplateRef(name=RETRAIN_TEMPLATE),
         arguments=[Parameter(name="dataset_uri", value=cfg.training_dataset_uri)],
-        workflow_metadata=m.WorkflowMetadata(labels={"sentimentops/trigger": "schedule"}),
+        workflow_metadata=hera_models.WorkflowMetadata(labels={"sentimentops/trigger": "schedule"}),
     )
 
 
@@ -377,7 +385,7 @@ def build_batch_score_template(cfg: ClusterConfig = DEFAULT_CLUSTER) -> Workflow
         },
         entrypoint="batch-score",
         arguments=[
-            m.Parameter(name=name, value=default, description=description)
+            hera_models.Parameter(name=name, value=default, description=description)
             for name, default, description in BATCH_SCORE_PARAMETERS
         ],
         **_workflow_common(cfg, cfg.batch_score_deadline_seconds, "batch-score"),

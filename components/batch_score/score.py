@@ -1,8 +1,9 @@
 """Score a dataset with a sentiment model and write the predictions as parquet beside the input.
 
-The model comes from the registry (``models:/sentiment@champion`` or ``models:/sentiment/<version>``: the
-version's ``model_digest`` tag is required and checked against the downloaded files) or from a model
-directory / step output folder, local or ``gs://``. The output is written atomically (temp file + rename
+The model comes from ``components.common.model_source.resolve_model``: the registry
+(``models:/sentiment@champion`` or ``models:/sentiment/<version>``: the version's ``model_digest`` tag is
+required and checked against the downloaded files) or a model directory / step output folder, local or
+``gs://``, pinned by ``--expected-digest``. The output is written atomically (temp file + rename
 locally, a single object upload on GCS), so a reader never sees half a file.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -20,17 +20,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from components.common.artifacts import (
-    MANIFEST_NAME,
-    ArtifactError,
-    atomic_write_bytes,
-    check_digest_format,
-    fetch_dir,
-    is_remote,
-    local_path,
-)
-from components.common.data import DataError, normalise_text
-from components.common.models import LABELS, SentimentModel, load_model
+from components.common.artifacts import atomic_write_bytes, is_remote, local_path
+from components.common.data import COMPRESSION_SUFFIXES, normalise_text, read_table
+from components.common.model_source import LoadedModel, resolve_model
+from components.common.models import LABELS, TextClassifier
 from components.common.settings import ComponentError, TrackingSettings
 from components.common.tracking import git_commit
 
@@ -43,11 +36,9 @@ PREDICTION_COLUMNS = (
 )
 PREDICTIONS_SUFFIX = ".predictions.parquet"
 DATA_EXTENSIONS = frozenset(
-    {"csv", "tsv", "parquet", "pq", "jsonl", "ndjson", "json", "gz", "bz2", "zst", "xz"}
+    {"csv", "tsv", "parquet", "pq", "jsonl", "ndjson", "json", *(c.lstrip(".") for c in COMPRESSION_SUFFIXES)}
 )
 METADATA_KEY = b"sentimentops"
-_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
-_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
 
 
 class BatchScoreSettings(TrackingSettings):
@@ -71,17 +62,6 @@ class BatchScoreSettings(TrackingSettings):
         False, description="local use only: score with a directory model without an expected digest"
     )
     device: str | None = Field(None, description="torch device for transformer models (default: cuda if any)")
-
-
-@dataclass
-class LoadedModel:
-    """A verified model and where it came from."""
-
-    model: SentimentModel
-    name: str
-    version: str
-    digest: str
-    source: str
 
 
 @dataclass
@@ -119,87 +99,20 @@ def default_output_uri(dataset_uri: str) -> str:
     return str(path.with_name(_stem(path.name) + PREDICTIONS_SUFFIX))
 
 
-def read_table(uri: str) -> pd.DataFrame:
-    """Read CSV, TSV, parquet or JSON lines (optionally compressed) from a local path or an fsspec URI."""
-    import fsspec
-
-    lower = uri.lower()
-    for compression in (".gz", ".bz2", ".zst", ".xz"):
-        lower = lower.removesuffix(compression)
-    try:
-        with fsspec.open(uri, "rb", compression="infer") as handle:
-            raw = handle.read()
-    except FileNotFoundError as exc:
-        raise DataError(f"dataset not found: {uri}") from exc
-    except Exception as exc:  # network/auth errors from gcsfs et al.
-        raise DataError(f"cannot read dataset {uri}: {type(exc).__name__}: {exc}") from exc
-    try:
-        if lower.endswith((".parquet", ".pq")):
-            return pd.read_parquet(io.BytesIO(raw))
-        if lower.endswith((".jsonl", ".ndjson", ".json")):
-            return pd.read_json(io.BytesIO(raw), lines=True, dtype=False)
-        sep = "\t" if lower.endswith(".tsv") else ","
-        return pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False, na_values=[])
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{uri} could not be parsed: {str(exc).splitlines()[0]}") from exc
-
-
-def _registry_model(settings: BatchScoreSettings) -> LoadedModel:
-    from components.common import registry
-
-    uri = settings.model_uri
-    client = registry.client(settings)
-    if match := _ALIAS_URI.match(uri):
-        name = match["name"]
-        version = registry.version_by_alias(client, name, match["alias"])
-        if version is None:
-            raise ArtifactError(f"registered model {name!r} has no version with alias {match['alias']!r}")
-    elif match := _VERSION_URI.match(uri):
-        from mlflow.exceptions import MlflowException
-
-        name = match["name"]
-        try:
-            version = client.get_model_version(name, match["version"])
-        except MlflowException as exc:
-            raise ArtifactError(f"model version {uri} not found: {str(exc).splitlines()[0]}") from exc
-    else:
-        raise ComponentError(f"expected models:/<name>@<alias> or models:/<name>/<version>, got {uri!r}")
-    digest = (version.tags or {}).get(registry.DIGEST_TAG)
-    if not digest:
-        raise ArtifactError(
-            f"{name} version {version.version} has no {registry.DIGEST_TAG} tag: refusing an unverified model"
-        )
-    check_digest_format(digest, f"{name} version {version.version}'s {registry.DIGEST_TAG}")
-    path = registry.download_version(version)
-    model = load_model(path, expected_digest=digest, device=settings.device)
-    return LoadedModel(model, name, str(version.version), model.manifest.digest, str(version.source))
-
-
-def _directory_model(settings: BatchScoreSettings) -> LoadedModel:
-    if settings.expected_digest is None and not settings.allow_unpinned_model:
-        raise ArtifactError(
-            "a directory model needs --expected-digest (the registry's model_digest); "
-            "--allow-unpinned-model for local use only"
-        )
-    path = fetch_dir(settings.model_uri)
-    # A training step's output folder holds the model directory under model/.
-    if not (path / MANIFEST_NAME).is_file() and (path / "model" / MANIFEST_NAME).is_file():
-        path = path / "model"
-    model = load_model(path, expected_digest=settings.expected_digest, device=settings.device)
-    name = str(PurePosixPath(settings.model_uri.rstrip("/")).name) or "model"
-    digest = model.manifest.digest
-    return LoadedModel(model, name, f"digest-{digest[:12]}", digest, settings.model_uri)
-
-
 def load_scoring_model(settings: BatchScoreSettings) -> LoadedModel:
     """Resolve ``settings.model_uri`` to a verified, loaded model."""
-    if settings.model_uri.startswith("models:/"):
-        return _registry_model(settings)
-    return _directory_model(settings)
+    return resolve_model(
+        settings.model_uri,
+        expected_digest=settings.expected_digest,
+        device=settings.device,
+        allow_unpinned=settings.allow_unpinned_model,
+        tracking=settings,
+        digest_flag="--expected-digest",
+    )
 
 
 def predict_frame(
-    model: SentimentModel, frame: pd.DataFrame, text_column: str, batch_size: int, name: str, version: str
+    model: TextClassifier, frame: pd.DataFrame, text_column: str, batch_size: int, name: str, version: str
 ) -> pd.DataFrame:
     """The input frame plus prediction columns (pure: no I/O). Texts are normalised as in training."""
     if text_column not in frame.columns:

@@ -22,7 +22,7 @@ SKOPS_FILE = "model.skops"
 LABELS = ("negative", "positive")
 
 
-class SentimentModel(Protocol):
+class TextClassifier(Protocol):
     """Anything that turns texts into the positive-class probability."""
 
     flavor: str
@@ -192,7 +192,7 @@ class TransformerModel:
 
 def load_model(
     model_dir: Path, expected_digest: str | None = None, device: str | None = None
-) -> SentimentModel:
+) -> TextClassifier:
     """Verify a model directory's manifest, then load it with the loader for its flavour."""
     manifest = verify_manifest(model_dir, expected_digest)
     if manifest.flavor == TFIDF_FLAVOR:

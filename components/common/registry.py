@@ -1,8 +1,12 @@
-"""MLflow model-registry helpers: resolve aliases, download versions safely, find versions by digest."""
+"""MLflow model-registry helpers: a side-effect-free reading client, aliases, versions, downloads.
+
+Loading a registered model goes through ``components.common.model_source.resolve_model``.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +18,37 @@ CHALLENGER = "challenger"
 DIGEST_TAG = "model_digest"
 
 
-def client(settings: TrackingSettings) -> Any:
-    """An MlflowClient for the configured tracking URI (registry on the same store)."""
+class ModelNotFoundError(ArtifactError):
+    """The registry has no such model, alias or version (or there is no registry at all yet)."""
+
+
+def _local_store(uri: str) -> Path | None:
+    """The file or folder of a local tracking store (``sqlite:///``, ``file:``), else None."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("file:"):
+        return Path(uri.removeprefix("file://").removeprefix("file:"))
+    return None
+
+
+def read_client(settings: TrackingSettings) -> Any:
+    """An MlflowClient for reading the registry, with no side effect: it never calls ``configure()``, so it
+    creates no experiment, folder or database (a reader needs read access only)."""
+    from mlflow import MlflowClient
+
+    import components.common.tracking  # noqa: F401  (bounded MLflow HTTP timeouts)
+
+    uri = settings.tracking_uri
+    store = _local_store(uri)
+    if store is not None and not store.exists():
+        # MLflow would create an empty store here; a reader reports the missing one instead.
+        raise ModelNotFoundError(f"no MLflow tracking store at {uri}: nothing is registered there")
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def write_client(settings: TrackingSettings) -> Any:
+    """An MlflowClient for the steps that write (register, pipeline tracking): ``configure()`` first, which
+    creates the local store and the experiment when missing."""
     from mlflow import MlflowClient
 
     from components.common.tracking import configure
@@ -24,16 +57,26 @@ def client(settings: TrackingSettings) -> Any:
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
-def version_by_alias(mlflow_client: Any, name: str, alias: str) -> Any | None:
-    """The model version holding ``alias``, or None when the model or alias does not exist."""
+def _unless_missing(call: Callable[[], Any]) -> Any | None:
+    """``call()``, or None when MLflow answers that the model, alias or version does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow_client.get_model_version_by_alias(name, alias)
+        return call()
     except MlflowException as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             return None
         raise
+
+
+def version_by_alias(mlflow_client: Any, name: str, alias: str) -> Any | None:
+    """The model version holding ``alias``, or None when the model or alias does not exist."""
+    return _unless_missing(lambda: mlflow_client.get_model_version_by_alias(name, alias))
+
+
+def get_version(mlflow_client: Any, name: str, version: str) -> Any | None:
+    """Version ``version`` of ``name``, or None when it does not exist."""
+    return _unless_missing(lambda: mlflow_client.get_model_version(name, version))
 
 
 def versions_with_digest(mlflow_client: Any, name: str, digest: str) -> list[Any]:
@@ -47,47 +90,18 @@ def versions_with_digest(mlflow_client: Any, name: str, digest: str) -> list[Any
     return sorted(found, key=lambda v: int(v.version))
 
 
-def download_version(version: Any, dst: Path | None = None) -> Path:
-    """Download a version's model directory; the caller verifies it with ``load_model(..., expected_digest)``."""
+def download_version(version: Any, tracking_uri: str, dst: Path | None = None) -> Path:
+    """Download a version's model directory; ``model_source`` verifies it against the version's digest."""
     import mlflow
 
     target = dst or Path(tempfile.mkdtemp(prefix=f"sentimentops-v{version.version}-"))
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(target)))
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=version.source, dst_path=str(target), tracking_uri=tracking_uri
+            )
+        )
     except Exception as exc:  # MlflowException, OSError from the artifact store
         raise ArtifactError(
             f"cannot download model version {version.version} from {version.source}: {exc}"
         ) from exc
-
-
-def parse_model_uri(uri: str) -> tuple[str, str]:
-    """Split ``models:/<name>@<alias>`` into (name, alias)."""
-    body = uri.removeprefix("models:/")
-    if "@" not in body:
-        raise ArtifactError(f"expected models:/<name>@<alias>, got {uri!r}")
-    name, alias = body.split("@", 1)
-    return name, alias
-
-
-def load_verified(version: Any, device: str | None = None) -> Any:
-    """Download a model version and load it only if its files hash to the version's recorded
-    ``model_digest`` (required: a version without one is refused, never loaded unchecked)."""
-    from components.common.artifacts import check_digest_format
-    from components.common.models import load_model
-
-    digest = (version.tags or {}).get(DIGEST_TAG)
-    if not digest:
-        raise ArtifactError(f"model version {version.version} has no {DIGEST_TAG!r} tag; refusing to load it")
-    check_digest_format(digest, f"model version {version.version}'s {DIGEST_TAG}")
-    return load_model(download_version(version), expected_digest=digest, device=device)
-
-
-def load_by_alias(
-    settings: TrackingSettings, name: str, alias: str, device: str | None = None
-) -> tuple[Any, Any]:
-    """Download and load the version holding ``alias`` after checking its recorded digest: (model, version)."""
-    mlflow_client = client(settings)
-    version = version_by_alias(mlflow_client, name, alias)
-    if version is None:
-        raise ArtifactError(f"registered model {name!r} has no version with alias {alias!r}")
-    return load_verified(version, device=device), version

@@ -17,18 +17,12 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from components.common import data as datalib
-from components.common import registry
-from components.common.artifacts import (
-    ArtifactError,
-    atomic_write_json,
-    fetch_dir,
-    is_remote,
-    local_path,
-    upload_dir,
-)
+from components.common.artifacts import ArtifactError, atomic_write_json, is_remote, local_path, upload_dir
+from components.common.data import PARQUET_READ, iter_split, read_summary
 from components.common.metrics import classification_metrics, format_table, plot_confusion_matrix
-from components.common.models import SentimentModel, load_model
+from components.common.model_source import ModelNotFoundError, resolve_model
+from components.common.models import TextClassifier
+from components.common.registry import CHAMPION
 from components.common.results import TrainResult
 from components.common.settings import TrackingSettings
 
@@ -106,7 +100,7 @@ class EvaluationResult:
         return format_table(rows, TABLE_COLUMNS)
 
 
-def _latency(model: SentimentModel, texts: list[str]) -> tuple[float, float]:
+def _latency(model: TextClassifier, texts: list[str]) -> tuple[float, float]:
     timings = []
     model.predict_proba(texts[:1])  # warm-up
     for text in texts:
@@ -121,7 +115,7 @@ class _Scoring:
     """One model's running state while the split streams past."""
 
     role: str
-    model: SentimentModel
+    model: TextClassifier
     proba: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -177,22 +171,25 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
     trained: dict[str, TrainResult] = {}
     for role, step_dir in (("baseline", settings.baseline_dir), ("challenger", settings.challenger_dir)):
         trained[role] = TrainResult.read(step_dir)
-        models.append(_Scoring(role, load_model(fetch_dir(trained[role].model_dir))))
+        # The pipeline's own hand-off: this run's training output, checked against its manifest; the
+        # digest evaluated here is the one register records and every later reader is pinned to.
+        loaded = resolve_model(trained[role].model_dir, allow_unpinned=True)
+        models.append(_Scoring(role, loaded.model))
     champion_version = None
     if settings.compare_champion:
-        mlflow_client = registry.client(settings)
-        champion_version = registry.version_by_alias(
-            mlflow_client, settings.registered_model, registry.CHAMPION
-        )
-        if champion_version is not None:
-            # refused unless it hashes to its model_digest
-            models.append(_Scoring("champion", registry.load_verified(champion_version)))
+        try:
+            champion = resolve_model(f"models:/{settings.registered_model}@{CHAMPION}", tracking=settings)
+        except ModelNotFoundError:
+            champion = None  # nothing promoted yet
+        if champion is not None:
+            champion_version = champion.version
+            models.append(_Scoring("champion", champion.model))
 
     dataset = f"{settings.validated_dir.rstrip('/')}/dataset.parquet"
     labels: list[np.ndarray] = []
     word_counts: list[np.ndarray] = []
     latency_texts: list[str] = []
-    for batch in datalib.iter_split(dataset, settings.split, settings.batch_size):
+    for batch in iter_split(dataset, settings.split, settings.batch_size):
         texts = batch["text"].tolist()
         labels.append(batch["label"].to_numpy(dtype=np.int8))
         word_counts.append(batch["text"].str.split().str.len().to_numpy(dtype=np.int32))
@@ -204,7 +201,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
         raise ArtifactError(f"split {settings.split!r} is empty in {settings.validated_dir}")
     y, lengths = np.concatenate(labels), np.concatenate(word_counts)
     result = EvaluationResult(
-        dataset_hash=datalib.read_summary(settings.validated_dir).dataset_hash,
+        dataset_hash=read_summary(settings.validated_dir).dataset_hash,
         split=settings.split,
         n=len(y),
         smoke=_smoke_flag(settings.validated_dir),
@@ -216,7 +213,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
             evaluation.train_run_id = trained[scoring.role].run_id
             evaluation.model_artifact_uri = trained[scoring.role].model_artifact_uri
         elif champion_version is not None:
-            evaluation.registry_version = str(champion_version.version)
+            evaluation.registry_version = champion_version
         result.models[scoring.role] = evaluation
     predictions = pd.DataFrame({"label": y, **{f"{s.role}_proba": np.concatenate(s.proba) for s in models}})
     predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
@@ -237,7 +234,7 @@ def read_predictions(output_dir: str, evaluation: EvaluationResult) -> Any:
     path = f"{output_dir.rstrip('/')}/{evaluation.predictions_file or PREDICTIONS_FILE}"
     try:
         with fsspec.open(path, "rb") as handle:
-            return pd.read_parquet(handle, **datalib.PARQUET_READ)
+            return pd.read_parquet(handle, **PARQUET_READ)
     except FileNotFoundError as exc:
         raise ArtifactError(f"paired predictions not found: {path} (rerun evaluate)") from exc
 

@@ -16,7 +16,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from components.common import data as datalib
 from components.common.artifacts import (
     ArtifactError,
     fetch_dir,
@@ -25,6 +24,7 @@ from components.common.artifacts import (
     staging_dir,
     write_manifest,
 )
+from components.common.data import read_summary, read_validated
 from components.common.metrics import classification_metrics
 from components.common.models import TRANSFORMER_FLAVOR
 from components.common.results import TrainResult, model_dir_of
@@ -170,8 +170,8 @@ def finetune(settings: FinetuneSettings, run_id: str | None = None) -> TrainResu
 
     set_seed(settings.seed)
     precision = choose_precision(settings.precision)
-    frame = datalib.read_validated(f"{settings.validated_dir.rstrip('/')}/dataset.parquet")
-    summary = datalib.read_summary(settings.validated_dir)
+    frame = read_validated(f"{settings.validated_dir.rstrip('/')}/dataset.parquet")
+    summary = read_summary(settings.validated_dir)
     train = frame[frame["split"] == "train"].sample(frac=1.0, random_state=settings.seed)
     cap, why = training_cap(settings, torch.cuda.is_available())
     if 0 < cap < len(train):

@@ -136,7 +136,7 @@ def register(settings: RegisterSettings, register_run_id: str | None = None) -> 
     candidate = evaluation.models["challenger"]
     if not candidate.model_artifact_uri:
         raise GateFailed("challenger has no tracked model artifact (was it trained with --track false?)")
-    mlflow_client = registry.client(settings)
+    mlflow_client = registry.write_client(settings)
     name = settings.registered_model
     if not mlflow_client.search_registered_models(f"name = '{name}'"):
         mlflow_client.create_registered_model(name, description="Rotten Tomatoes sentiment classifier")

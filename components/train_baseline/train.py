@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from components.common import data as datalib
 from components.common.artifacts import staging_dir
+from components.common.data import read_summary, read_validated
 from components.common.metrics import classification_metrics
 from components.common.models import save_tfidf
 from components.common.results import TrainResult, model_dir_of
@@ -116,8 +116,8 @@ def fit_pipeline(pipeline: Any, texts: list[str], labels: Any) -> Any:
 def train_baseline(settings: BaselineSettings, run_id: str | None = None) -> TrainResult:
     """Fit on the train split, score on validation, and publish the model directory atomically."""
     dataset_path = f"{settings.validated_dir.rstrip('/')}/dataset.parquet"
-    frame = datalib.read_validated(dataset_path)
-    summary = datalib.read_summary(settings.validated_dir)
+    frame = read_validated(dataset_path)
+    summary = read_summary(settings.validated_dir)
     train = frame[frame["split"] == "train"]
     validation = frame[frame["split"] == "validation"]
     del frame

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from pydantic import Field
 
-from components.common import data as datalib
+from components.common import data
 from components.common.artifacts import atomic_write_bytes, atomic_write_json, is_remote, local_path
 from components.common.settings import GateFailed, TrackingSettings
 
@@ -29,7 +29,7 @@ EXAMPLES_PER_REASON = 5
 class ValidateSettings(TrackingSettings):
     """Inputs, cleaning rules and thresholds of the validation gate."""
 
-    dataset_uri: str = Field(datalib.HUB_DATASET_ID, description="CSV/parquet path, gs:// URI or hub id")
+    dataset_uri: str = Field(data.HUB_DATASET_ID, description="CSV/parquet path, gs:// URI or hub id")
     output_dir: str = Field("artifacts/validated", description="where the dataset artifact and reports go")
     seed: int = Field(42, description="seed for the split when the source has none")
     validation_fraction: float = Field(
@@ -69,7 +69,7 @@ class ValidateSettings(TrackingSettings):
     track: bool = Field(True, description="log the run to MLflow")
 
     def share_bounds(self) -> dict[str, float]:
-        bounds = {reason: float(getattr(self, f"max_{reason}_share")) for reason in datalib.DROP_REASONS}
+        bounds = {reason: float(getattr(self, f"max_{reason}_share")) for reason in data.DROP_REASONS}
         return {**bounds, "dropped": self.max_dropped_share}
 
 
@@ -109,7 +109,7 @@ def _suites(settings: ValidateSettings, has_group: bool) -> dict[str, Any]:
         ex.ExpectColumnMeanToBeBetween(
             column="label", min_value=settings.min_positive_share, max_value=settings.max_positive_share
         ),
-        ex.ExpectColumnValuesToBeInSet(column="split", value_set=list(datalib.SPLITS)),
+        ex.ExpectColumnValuesToBeInSet(column="split", value_set=list(data.SPLITS)),
     ):
         rows.add_expectation(expectation)
 
@@ -121,7 +121,7 @@ def _suites(settings: ValidateSettings, has_group: bool) -> dict[str, Any]:
         )
 
     # The smoke subset keeps SMOKE_FRACTION of every split, so its minimums shrink by the same factor.
-    scale = datalib.SMOKE_FRACTION if settings.smoke else 1.0
+    scale = data.SMOKE_FRACTION if settings.smoke else 1.0
     sizes = gx.ExpectationSuite(name="split_sizes")
     for split, minimum in (
         ("train", settings.min_train_rows),
@@ -201,14 +201,14 @@ def _leakage_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _cleaning_report(cleaning: datalib.CleaningResult, settings: ValidateSettings) -> dict[str, Any]:
+def _cleaning_report(cleaning: data.CleaningResult, settings: ValidateSettings) -> dict[str, Any]:
     quarantine = cleaning.quarantine
     examples = {
         reason: [
             {"row": int(r.row), "label": str(r.label), "text": None if r.text is None else str(r.text)[:300]}
             for r in quarantine[quarantine["reason"] == reason].head(EXAMPLES_PER_REASON).itertuples()
         ]
-        for reason in datalib.DROP_REASONS
+        for reason in data.DROP_REASONS
     }
     dropped = sum(cleaning.counts.values())
     return {
@@ -279,8 +279,8 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
     cleaning_report: dict[str, Any] = {}
     split_by = "source"
     try:
-        raw = datalib.read_raw(settings.dataset_uri)
-    except datalib.DataError as exc:
+        raw = data.read_raw(settings.dataset_uri)
+    except data.DataError as exc:
         raw, failures = None, [str(exc)]
     if raw is not None:
         missing = {"text", "label"} - set(raw.columns)
@@ -289,29 +289,27 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
                 f"schema: missing required column(s) {', '.join(sorted(missing))}; found {list(raw.columns)}"
             )
     if raw is not None and not failures:
-        cleaning = datalib.clean_rows(raw, settings.min_text_chars, settings.max_text_chars)
+        cleaning = data.clean_rows(raw, settings.min_text_chars, settings.max_text_chars)
         del raw
-        datalib.write_validated(cleaning.quarantine, f"{out}/{QUARANTINE_FILE}")
+        data.write_validated(cleaning.quarantine, f"{out}/{QUARANTINE_FILE}")
         cleaning_report = _cleaning_report(cleaning, settings)
         if "split" not in cleaning.cleaned.columns:
             split_by = "group" if "group" in cleaning.cleaned.columns else "label-stratified random"
-        fractions = datalib.SplitFractions(
-            validation=settings.validation_fraction, test=settings.test_fraction
-        )
-        canonical = datalib.finish_splits(cleaning.cleaned, seed=settings.seed, fractions=fractions)
+        fractions = data.SplitFractions(validation=settings.validation_fraction, test=settings.test_fraction)
+        canonical = data.finish_splits(cleaning.cleaned, seed=settings.seed, fractions=fractions)
         if settings.smoke:
-            canonical = datalib.smoke_subset(canonical, seed=settings.seed)
+            canonical = data.smoke_subset(canonical, seed=settings.seed)
         cleaning_report["split_by"] = split_by
         runner = _Runner()  # before the suites: GX needs an active context to build them
         suites = _suites(settings, has_group="group" in canonical.columns)
         shares = pd.DataFrame({f"{k}_share": [v] for k, v in cleaning_report["shares"].items()})
-        sizes = pd.DataFrame({f"{s}_rows": [int((canonical["split"] == s).sum())] for s in datalib.SPLITS})
+        sizes = pd.DataFrame({f"{s}_rows": [int((canonical["split"] == s).sum())] for s in data.SPLITS})
         checks += runner.run(suites["dropped_shares"], shares)
         checks += runner.run(suites["cleaned_rows"], canonical[["text", "label", "split"]])
         checks += runner.run(suites["split_leakage"], _leakage_frame(canonical))
         checks += runner.run(suites["split_sizes"], sizes)
         failures = [_describe_failure(c, settings.share_bounds()) for c in checks if not c["success"]]
-    summary = datalib.summarise(canonical) if canonical is not None and not failures else None
+    summary = data.summarise(canonical) if canonical is not None and not failures else None
     result = ValidationResult(
         success=not failures,
         failures=failures,
@@ -324,7 +322,7 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
     atomic_write_json(f"{out}/{REPORT_JSON}", {**asdict(result), "dataset_uri": settings.dataset_uri})
     atomic_write_bytes(f"{out}/{REPORT_HTML}", render_html(result).encode())
     if summary is not None and canonical is not None:
-        datalib.write_validated(canonical, f"{out}/{DATASET_FILE}")
+        data.write_validated(canonical, f"{out}/{DATASET_FILE}")
         atomic_write_json(
             f"{out}/{SUMMARY_FILE}",
             {

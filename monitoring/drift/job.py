@@ -14,7 +14,6 @@ import html
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,10 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common import data as datalib
+from components.common import data
 from components.common.artifacts import atomic_write_bytes, atomic_write_json
+from components.common.model_source import verify_model_files
 from components.common.settings import ComponentError
-from monitoring.drift import features as feats
+from monitoring.drift import features
 from monitoring.drift.logs import parse_ts, read_window
 from monitoring.drift.push import push_metrics
 from monitoring.drift.reference import resolve_reference
@@ -87,7 +87,7 @@ class Reference:
     """Reference rows as features, plus the dataset facts recorded in the summary."""
 
     frame: pd.DataFrame
-    vocabulary: feats.Vocabulary
+    vocabulary: features.Vocabulary
     dataset_hash: str | None
 
 
@@ -100,11 +100,11 @@ def window_bounds(settings: DriftSettings, now: datetime | None = None) -> tuple
 def _read_reference_table(uri: str) -> pd.DataFrame:
     lower = uri.lower()
     if lower.endswith((".parquet", ".pq")):
-        frame = datalib.read_validated(uri)
-    elif lower.endswith((".csv", ".tsv")) or datalib._is_hub_id(uri):
-        frame = datalib.clean(datalib.read_raw(uri))
+        frame = data.read_validated(uri)
+    elif lower.endswith((".csv", ".tsv")) or data._is_hub_id(uri):
+        frame = data.clean(data.read_raw(uri))
     else:
-        frame = datalib.read_validated(f"{uri.rstrip('/')}/dataset.parquet")
+        frame = data.read_validated(f"{uri.rstrip('/')}/dataset.parquet")
     if "text" not in frame.columns:
         raise ComponentError(f"reference {uri} has no text column")
     return frame
@@ -120,7 +120,7 @@ def load_reference(settings: DriftSettings) -> Reference:
     vocab_rows = table[table["split"] == "train"] if has_split else table
     if vocab_rows.empty:
         raise ComponentError(f"reference {settings.reference_uri} has no training rows for the vocabulary")
-    vocabulary = feats.Vocabulary(vocab_rows["text"])
+    vocabulary = features.Vocabulary(vocab_rows["text"])
     if has_split and settings.reference_split != "all":
         rows = table[table["split"] == settings.reference_split]
     else:
@@ -131,11 +131,11 @@ def load_reference(settings: DriftSettings) -> Reference:
     probabilities: np.ndarray | None = None
     if "probability" in rows.columns:
         probabilities = rows["probability"].to_numpy(dtype=float)
-    dataset_hash = datalib.dataset_hash(table) if {"label", "split"} <= set(table.columns) else None
+    dataset_hash = data.dataset_hash(table) if {"label", "split"} <= set(table.columns) else None
     if probabilities is None and settings.model_uri:
         probabilities = _reference_predictions(settings, texts, dataset_hash)
     leave_one_out = not has_split or settings.reference_split in ("train", "all")
-    frame = feats.build_features(texts, probabilities, vocabulary, leave_one_out=leave_one_out)
+    frame = features.build_features(texts, probabilities, vocabulary, leave_one_out=leave_one_out)
     return Reference(frame=frame, vocabulary=vocabulary, dataset_hash=dataset_hash)
 
 
@@ -147,61 +147,28 @@ def _reference_predictions(settings: DriftSettings, texts: list[str], dataset_ha
     """
     import hashlib
 
-    full_digest, load = _verified_model(settings)
-    digest = full_digest[:16]
+    # Verified now (the cache key is the digest); loaded only when the cache misses.
+    files = verify_model_files(
+        settings.model_uri or "",
+        expected_digest=settings.model_digest,
+        allow_unpinned=settings.allow_unpinned_model,
+        digest_flag="--model-digest",
+    )
+    digest = files.digest[:16]
     texts_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     cache = f"{settings.log_root.rstrip('/')}/{settings.model_name}/drift/reference-cache/{digest}-{texts_hash}.parquet"
     try:
-        cached = datalib.read_validated(cache)
+        cached = data.read_validated(cache)
         if cached["text"].tolist() == texts:
             return cached["probability"].to_numpy(dtype=float)
     except Exception:  # absent or unreadable cache: recompute
         log.info("no usable reference prediction cache at %s", cache)
-    probabilities = np.asarray(load().predict_proba(texts), dtype=float)
+    probabilities = np.asarray(files.load().model.predict_proba(texts), dtype=float)
     try:
-        datalib.write_validated(pd.DataFrame({"text": texts, "probability": probabilities}), cache)
+        data.write_validated(pd.DataFrame({"text": texts, "probability": probabilities}), cache)
     except Exception as exc:  # a read-only sink must not fail the run
         log.warning("cannot write reference prediction cache %s: %s", cache, exc)
     return probabilities
-
-
-def _verified_model(settings: DriftSettings) -> tuple[str, Callable[[], Any]]:
-    """(the reference model's digest, a loader for it), after its files were checked against the
-    registry's digest: from the registry (``models:/<name>@<alias>``) or a directory pinned by
-    ``model_digest``. The model itself is loaded only when the prediction cache misses."""
-    from components.common import registry
-    from components.common.artifacts import ArtifactError, check_digest_format, fetch_dir, verify_manifest
-    from components.common.settings import TrackingSettings
-
-    uri = settings.model_uri or ""
-    expected = settings.model_digest
-    if uri.startswith("models:/"):
-        name, alias = registry.parse_model_uri(uri)
-        version = registry.version_by_alias(registry.client(TrackingSettings()), name, alias)
-        if version is None:
-            raise ArtifactError(f"registered model {name!r} has no version with alias {alias!r}")
-        recorded = (version.tags or {}).get(registry.DIGEST_TAG)
-        if not recorded:
-            raise ArtifactError(f"{uri} (version {version.version}) has no {registry.DIGEST_TAG!r} tag")
-        if expected is not None and expected != recorded:
-            raise ArtifactError(f"{uri} is registered with another digest than --model-digest")
-        expected = check_digest_format(recorded)
-        path = registry.download_version(version)
-    else:
-        if expected is None and not settings.allow_unpinned_model:
-            raise ArtifactError(
-                "a model directory needs --model-digest (the registry's model_digest); "
-                "or use --model-uri models:/<name>@<alias>"
-            )
-        path = fetch_dir(uri)
-    digest = verify_manifest(path, expected).digest
-
-    def load() -> Any:
-        from components.common.models import load_model
-
-        return load_model(path, expected_digest=digest)  # verified again right before the load
-
-    return digest, load
 
 
 def _evidently_scores(
@@ -328,15 +295,15 @@ def _compare(settings: DriftSettings, current_logs: pd.DataFrame, result: DriftR
     result.settings["vocabulary_size"] = len(vocabulary)
     if reference.dataset_hash:
         result.settings["reference_dataset_hash"] = reference.dataset_hash
-    cur = feats.build_features(
+    cur = features.build_features(
         current_logs["text"].tolist(), current_logs["probability"].to_numpy(dtype=float), vocabulary
     )
     methods, thresholds = settings.methods(), settings.thresholds()
-    numerical = list(feats.DESCRIPTORS)
+    numerical = list(features.DESCRIPTORS)
     categorical: list[str] = []
     if "probability" in ref.columns:
-        numerical += list(feats.PREDICTION_FEATURES)
-        categorical += list(feats.CATEGORICAL_FEATURES)
+        numerical += list(features.PREDICTION_FEATURES)
+        categorical += list(features.CATEGORICAL_FEATURES)
         result.prediction = {
             "current_positive_rate": float((cur["probability"] >= 0.5).mean()),
             "reference_positive_rate": float((ref["probability"] >= 0.5).mean()),
@@ -345,7 +312,7 @@ def _compare(settings: DriftSettings, current_logs: pd.DataFrame, result: DriftR
         }
     else:
         result.warnings.append("reference has no predictions (no probability column, no model_uri)")
-    unknown = (set(methods) | set(thresholds)) - set(numerical + categorical + [feats.TEXT_FEATURE])
+    unknown = (set(methods) | set(thresholds)) - set(numerical + categorical + [features.TEXT_FEATURE])
     if unknown:
         raise ComponentError(f"unknown feature(s) in feature_methods/feature_thresholds: {sorted(unknown)}")
     columns: dict[str, tuple[str | None, float | None]] = {}
@@ -354,15 +321,15 @@ def _compare(settings: DriftSettings, current_logs: pd.DataFrame, result: DriftR
     for name in categorical:
         columns[name] = (methods.get(name, settings.cat_method), thresholds.get(name))
     scores, main_snapshot = _evidently_scores(cur, ref, columns, numerical, categorical, [])
-    text_threshold = thresholds.get(feats.TEXT_FEATURE, settings.text_threshold or DEFAULT_TEXT_THRESHOLD)
+    text_threshold = thresholds.get(features.TEXT_FEATURE, settings.text_threshold or DEFAULT_TEXT_THRESHOLD)
     n_text = settings.max_text_rows
     text_scores, text_snapshot = _evidently_scores(
         cur.sample(n=min(n_text, len(cur)), random_state=settings.seed),
         ref.sample(n=min(n_text, len(ref)), random_state=settings.seed),
-        {feats.TEXT_FEATURE: (None, text_threshold)},
+        {features.TEXT_FEATURE: (None, text_threshold)},
         [],
         [],
-        [feats.TEXT_FEATURE],
+        [features.TEXT_FEATURE],
     )
     scores.update(text_scores)
     for name, drift in scores.items():

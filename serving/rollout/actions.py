@@ -30,7 +30,7 @@ from pathlib import Path
 
 from components.common.registry import CHALLENGER, CHAMPION
 from components.common.settings import ComponentError
-from serving.rollout import manifest, registry
+from serving.rollout import aliases, manifest
 from serving.rollout.manifest import Edit, ManifestState
 from serving.rollout.settings import ManifestSettings, ProposeSettings, RollbackSettings
 
@@ -95,7 +95,7 @@ def propose(settings: ProposeSettings) -> RolloutResult:
     path = overlay_file(settings)
     text = path.read_text(encoding="utf-8")
     manifest.read_state(text)  # a broken overlay is reported before the registry is asked
-    ref = registry.resolve_alias(settings, CHALLENGER, settings.scheme_list())
+    ref = aliases.resolve_alias(settings, CHALLENGER, settings.scheme_list())
     assert ref.digest is not None  # resolve_alias refuses a version without one
     edit = manifest.with_canary(
         text, ref.version, ref.storage_uri, settings.canary_traffic_percent, ref.digest
@@ -109,7 +109,7 @@ def _canary_version(settings: ManifestSettings, state: ManifestState) -> str:
     """The canary's registry version, checked against the overlay's storageUri and pinned digest."""
     if state.model_version is None:
         raise ComponentError(f"overlay has no {manifest.MODEL_VERSION} annotation")
-    ref = registry.get_version(settings, state.model_version)
+    ref = aliases.get_version(settings, state.model_version)
     if ref.storage_uri != state.storage_uri:
         raise ComponentError(
             f"overlay storageUri {state.storage_uri} is not the source of version {ref.version} "
@@ -131,12 +131,12 @@ def promote(settings: ManifestSettings) -> RolloutResult:
     if not edit.changed:
         return _result("promote", path, text, edit, [])
     version = _canary_version(settings, edit.before)
-    previous = registry.alias_version(settings, CHAMPION)
+    previous = aliases.alias_version(settings, CHAMPION)
     tmp = _stage(path, edit.text)
     changes: list[str] = []
     try:
         if previous != version:
-            registry.set_alias(settings, CHAMPION, version)
+            aliases.set_alias(settings, CHAMPION, version)
             changes.append(f"alias {CHAMPION}: version {previous} -> {version}")
     except BaseException:
         _discard(tmp)
@@ -149,10 +149,10 @@ def promote(settings: ManifestSettings) -> RolloutResult:
             raise ComponentError(f"cannot write {path}: {exc}") from exc
         try:
             if previous is None:
-                registry.delete_alias(settings, CHAMPION)
+                aliases.delete_alias(settings, CHAMPION)
             else:
-                registry.set_alias(settings, CHAMPION, previous)
-        except registry.RegistryError as undo:
+                aliases.set_alias(settings, CHAMPION, previous)
+        except aliases.RegistryError as undo:
             raise ComponentError(
                 f"cannot write {path} ({exc}) and cannot move {CHAMPION} back to {previous} ({undo}): "
                 "the registry is promoted, the overlay is not; run promote again"
@@ -169,16 +169,16 @@ def rollback(settings: RollbackSettings) -> RolloutResult:
     if not edit.changed:
         return _result("rollback", path, text, edit, [])
     version = _canary_version(settings, edit.before)
-    if registry.alias_version(settings, CHAMPION) == version:
+    if aliases.alias_version(settings, CHAMPION) == version:
         raise ComponentError(
             f"{CHAMPION} already points at the canary's version {version} (a promote was half-applied): "
             f"run promote to finish it, or move {CHAMPION} back first"
         )
-    key = registry.ROLLBACK_REASON_TAG
-    previous = registry.get_tag(settings, version, key)
+    key = aliases.ROLLBACK_REASON_TAG
+    previous = aliases.get_tag(settings, version, key)
     tmp = _stage(path, edit.text)
     try:
-        registry.set_tag(settings, version, key, settings.reason)
+        aliases.set_tag(settings, version, key, settings.reason)
     except BaseException:
         _discard(tmp)
         raise
@@ -186,10 +186,10 @@ def rollback(settings: RollbackSettings) -> RolloutResult:
         os.replace(tmp, path)
     except OSError as exc:
         _discard(tmp)
-        with contextlib.suppress(registry.RegistryError):
+        with contextlib.suppress(aliases.RegistryError):
             if previous is None:
-                registry.delete_tag(settings, version, key)
+                aliases.delete_tag(settings, version, key)
             else:
-                registry.set_tag(settings, version, key, previous)
+                aliases.set_tag(settings, version, key, previous)
         raise ComponentError(f"cannot write {path}: {exc}") from exc
     return _result("rollback", path, text, edit, [f"version {version}: tag {key}={settings.reason!r}"])

@@ -21,9 +21,9 @@ from components.batch_score.score import (
     batch_score,
     default_output_uri,
     predict_frame,
-    read_table,
 )
 from components.common.artifacts import ArtifactError, read_manifest
+from components.common.data import read_table
 from components.common.settings import ComponentError, TrackingSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -165,6 +165,7 @@ def test_pipeline_trains_evaluates_and_registers_with_its_credentials(
     auth_server: str, tmp_path: Path, validated_smoke_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from components.common import registry
+    from components.common.model_source import resolve_model
     from components.common.tracking import log_model_dir, step_run
     from components.evaluate.evaluation import EvaluateSettings, evaluate
     from components.register.registration import RegisterSettings, register
@@ -201,8 +202,9 @@ def test_pipeline_trains_evaluates_and_registers_with_its_credentials(
             gate_test="none",
         )
         registered = register(settings)
-        version = registry.version_by_alias(registry.client(settings), f"{MODEL}-smoke", "challenger")
+        version = registry.version_by_alias(registry.write_client(settings), f"{MODEL}-smoke", "challenger")
     assert registered.created and version is not None and len(version.tags["model_digest"]) == 64
-    with as_identity("reader", PASSWORDS["reader"]):  # the reader downloads and verifies it
-        model = registry.load_verified(version)
-    assert model.manifest.digest == version.tags["model_digest"]
+    with as_identity("reader", PASSWORDS["reader"]):  # the reader downloads and verifies it, read-only
+        loaded = resolve_model(f"models:/{MODEL}-smoke@challenger")
+    assert loaded.version == str(version.version)
+    assert loaded.model.manifest.digest == loaded.digest == version.tags["model_digest"]

@@ -101,7 +101,7 @@ def test_clearly_better_challenger_is_promoted(evaluated_full: Path, tracking_en
     proc = _register(evaluated_full, tracking_env, "--promotion-margin", "0.005")
     assert proc.returncode == 0, proc.stderr
     assert "promotion gate passed on n=1066: vs baseline +" in proc.stdout and "mcnemar p=" in proc.stdout
-    client = registry.client(TrackingSettings())
+    client = registry.write_client(TrackingSettings())
     assert str(client.get_model_version_by_alias("sentiment", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("sentiment", "challenger").version) == "1"
 
@@ -110,7 +110,7 @@ def test_lead_smaller_than_the_split_can_resolve_is_held_and_moves_nothing(
     evaluated_full: Path, tracking_env: str, tmp_path: Path
 ) -> None:
     assert _register(evaluated_full, tracking_env).returncode == 0  # version 1: champion and challenger
-    client = registry.client(TrackingSettings())
+    client = registry.write_client(TrackingSettings())
     before = {
         a: client.get_model_version_by_alias("sentiment", a).version for a in ("champion", "challenger")
     }
@@ -135,7 +135,7 @@ def test_worse_challenger_is_refused_with_exit_2(
     worse = _with_challenger(evaluated_full, tmp_path / "worse", "baseline", gains=5, losses=40)
     proc = _register(worse, tracking_env)
     assert proc.returncode == 2 and "error: promotion gate failed: accuracy" in proc.stderr
-    assert registry.client(TrackingSettings()).search_registered_models() == []
+    assert registry.write_client(TrackingSettings()).search_registered_models() == []
 
 
 def _paired(n: int, base_right: float, gains: int, losses: int, seed: int = 1) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import pytest
 
 from components.common import registry
 from components.common.artifacts import atomic_write_json
+from components.common.model_source import resolve_model
 from components.common.settings import ComponentError, GateFailed, TrackingSettings
 from components.common.tracking import log_model_dir, step_run
 from components.evaluate.evaluation import EvaluateSettings, evaluate, read_evaluation, read_predictions
@@ -50,7 +51,7 @@ SMOKE = {"registered_model": "sentiment-smoke", "gate_min_samples": 0, "gate_tes
 
 
 def _versions(settings: TrackingSettings) -> list:
-    client = registry.client(settings)
+    client = registry.write_client(settings)
     return client.search_model_versions(f"name = '{settings.registered_model}'")
 
 
@@ -82,14 +83,14 @@ def test_first_registration_sets_both_aliases_with_lineage_and_rerun_is_a_noop(e
     settings = RegisterSettings(evaluation_dir=str(evaluated), promotion_margin=-1.0, **SMOKE)
     first = register(settings)
     assert first.created and set(first.aliases_moved) == {"challenger", "champion"}
-    client = registry.client(settings)
+    client = registry.write_client(settings)
     version = client.get_model_version_by_alias("sentiment-smoke", "challenger")
     tags = version.tags
     assert tags["dataset_hash"].startswith("sha256:") and tags["model_digest"] and tags["git_commit"]
     assert tags["train_run_id"] and "metric_accuracy" in tags and "metric_roc_auc" in tags
     # The registered source really holds the model, and it verifies against the recorded digest.
-    model, loaded_version = registry.load_by_alias(settings, "sentiment-smoke", "champion")
-    assert loaded_version.version == version.version and model.flavor == "tfidf"
+    loaded = resolve_model("models:/sentiment-smoke@champion", tracking=settings)
+    assert loaded.version == str(version.version) and loaded.model.flavor == "tfidf"
 
     again = register(settings)
     assert not again.created and again.aliases_moved == [] and again.version == first.version
@@ -115,7 +116,7 @@ def test_champion_moves_only_by_promotion(evaluated: Path, tmp_path: Path) -> No
     (other / "predictions.parquet").write_bytes((evaluated / "predictions.parquet").read_bytes())
     second = register(RegisterSettings(evaluation_dir=str(other), promotion_margin=-1.0, **SMOKE))
     assert second.created and second.aliases_moved == ["challenger"]
-    client = registry.client(settings)
+    client = registry.write_client(settings)
     assert str(client.get_model_version_by_alias("sentiment-smoke", "champion").version) == first.version
     assert str(client.get_model_version_by_alias("sentiment-smoke", "challenger").version) == second.version
 
@@ -176,7 +177,7 @@ def test_registration_publishes_the_drift_reference_the_drift_job_resolves(
     drift = DriftSettings(reference_uri=f"{root}/{{model_version}}", log_root=str(tmp_path / "logs"))
     resolved = resolve_reference(drift, result.version)
     assert resolved.reference_uri == str(published)
-    client = registry.client(settings)
+    client = registry.write_client(settings)
     source = client.get_model_version(settings.registered_model, result.version).source
     assert resolved.model_uri == source
     assert (

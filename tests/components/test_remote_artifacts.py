@@ -6,9 +6,8 @@ from __future__ import annotations
 import fsspec
 import pytest
 
-from components.common import registry
+from components.common.model_source import resolve_model
 from components.common.results import TrainResult
-from components.common.settings import TrackingSettings
 from components.common.tracking import log_model_dir, step_run
 from components.evaluate.evaluation import EvaluateSettings, evaluate, read_evaluation
 from components.finetune.train import FinetuneSettings, finetune
@@ -78,5 +77,5 @@ def test_pipeline_steps_pass_artifacts_by_uri(memory_fs, tracking_env: str, tiny
             gate_test="none",
         )
     )
-    model, version = registry.load_by_alias(TrackingSettings(), "sentiment-smoke", "challenger")
-    assert str(version.version) == result.version and model.flavor == "transformer"
+    loaded = resolve_model("models:/sentiment-smoke@challenger")
+    assert loaded.version == result.version and loaded.model.flavor == "transformer"

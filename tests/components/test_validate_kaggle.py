@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.synth_kaggle import Defects, generate
-from components.common import data as datalib
+from components.common import data
 from components.validate.gate import (
     ValidateSettings,
     _leakage_frame,
@@ -66,7 +66,7 @@ def test_messy_kaggle_file_passes_with_bad_rows_quarantined_and_counted(
     dataset = pd.read_parquet(tmp_path / "dataset.parquet")
     for reason in ("duplicate", "conflicting_label"):
         rows = quarantine[quarantine["reason"] == reason]
-        texts = raw["review_content"].iloc[rows["row"]].map(datalib.normalise_text)
+        texts = raw["review_content"].iloc[rows["row"]].map(data.normalise_text)
         # A duplicate's text is kept once; a tied conflicting text is not kept at all.
         assert texts.isin(dataset["text"]).all() == (reason == "duplicate")
     assert len(dataset) == report["cleaning"]["kept_rows"] and dataset["text"].is_unique
@@ -104,16 +104,16 @@ def test_group_split_puts_every_film_in_one_split_and_no_held_out_text_in_train(
     dataset = pd.read_parquet(tmp_path / "dataset.parquet")
     splits_per_film = dataset.groupby("group")["split"].nunique()
     assert splits_per_film.max() == 1 and dataset["group"].str.startswith("m/film_").all()
-    assert set(dataset["split"]) == set(datalib.SPLITS)
+    assert set(dataset["split"]) == set(data.SPLITS)
     train = set(dataset.loc[dataset["split"] == "train", "text"])
     assert not dataset.loc[dataset["split"] != "train", "text"].isin(train).any()
     leakage = [c for c in result.checks if c["suite"] == "split_leakage"]
     assert {c["kwargs"]["column"] for c in leakage} == {"text_in_train", "group_in_two_splits"}
     assert all(c["success"] for c in leakage)
     # Deterministic for the seed; another seed puts other films in test.
-    again = datalib.finish_splits(datalib.clean_rows(datalib.read_raw(str(kaggle_csv))).cleaned, seed=42)
-    other = datalib.finish_splits(datalib.clean_rows(datalib.read_raw(str(kaggle_csv))).cleaned, seed=7)
-    assert datalib.dataset_hash(again) == result.dataset_hash != datalib.dataset_hash(other)
+    again = data.finish_splits(data.clean_rows(data.read_raw(str(kaggle_csv))).cleaned, seed=42)
+    other = data.finish_splits(data.clean_rows(data.read_raw(str(kaggle_csv))).cleaned, seed=7)
+    assert data.dataset_hash(again) == result.dataset_hash != data.dataset_hash(other)
 
 
 def test_leakage_checks_fail_on_a_split_that_leaks() -> None:

@@ -60,7 +60,7 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from components.common.settings import TrackingSettings
 
     path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
-    registry.client(TrackingSettings(tracking_uri=f"sqlite:///{path}"))
+    registry.write_client(TrackingSettings(tracking_uri=f"sqlite:///{path}"))
     return path
 
 
@@ -73,7 +73,7 @@ def mlflow_client(tracking_env: str, migrated_db: Path) -> object:
     db = Path(tracking_env.removeprefix("sqlite:///"))
     db.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(migrated_db, db)
-    client = registry.client(TrackingSettings())
+    client = registry.write_client(TrackingSettings())
     client.create_registered_model(MODEL)
     return client
 

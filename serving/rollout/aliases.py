@@ -1,13 +1,15 @@
 """The MLflow registry side of a rollout: resolve the challenger, move ``champion``, record a rollback.
 
-Uses the shared helpers in ``components.common.registry``; MLflow's HTTP calls are bounded by
+Reads go through ``registry.read_client`` (no side effect); only alias and tag changes use the writing
+client. Uses the shared helpers in ``components.common.registry``; MLflow's HTTP calls are bounded by
 ``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (set in components.common.tracking).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from components.common import registry
@@ -15,6 +17,7 @@ from components.common.artifacts import ArtifactError, check_digest_format
 from components.common.settings import ComponentError, TrackingSettings
 
 ROLLBACK_REASON_TAG = "rollback_reason"
+T = TypeVar("T")
 
 
 class RegistryError(ComponentError):
@@ -31,9 +34,9 @@ class ModelRef:
     digest: str | None
 
 
-def _client(settings: TrackingSettings) -> Any:
+def _client(settings: TrackingSettings, write: bool = False) -> Any:
     try:
-        return registry.client(settings)
+        return registry.write_client(settings) if write else registry.read_client(settings)
     except Exception as exc:  # MlflowException, connection errors, bad URI
         raise RegistryError(
             f"cannot reach the MLflow registry at {settings.tracking_uri}: {_line(exc)}"
@@ -61,11 +64,11 @@ def resolve_alias(settings: TrackingSettings, alias: str, schemes: tuple[str, ..
     ``mlflow-artifacts:`` or ``runs:/`` URI would not load in the cluster).
     """
     name = settings.registered_model
-    client = _client(settings)
-    try:
-        version = registry.version_by_alias(client, name, alias)
-    except Exception as exc:
-        raise RegistryError(f"cannot read alias {alias!r} of model {name!r}: {_line(exc)}") from exc
+    version = _call(
+        settings,
+        f"cannot read alias {alias!r} of model {name!r}",
+        lambda client: registry.version_by_alias(client, name, alias),
+    )
     if version is None:
         raise RegistryError(f"registered model {name!r} has no version with alias {alias!r}")
     ref = _ref(name, version)
@@ -106,70 +109,85 @@ def check_storage_uri(ref: ModelRef, schemes: tuple[str, ...]) -> None:
         )
 
 
+def _call(settings: TrackingSettings, failure: str, action: Callable[[Any], T], write: bool = False) -> T:
+    """``action(client)``, any MLflow or connection error reported as ``<failure>: <first line>``."""
+    client = _client(settings, write)
+    try:
+        return action(client)
+    except Exception as exc:
+        raise RegistryError(f"{failure}: {_line(exc)}") from exc
+
+
 def get_version(settings: TrackingSettings, version: str) -> ModelRef:
     """One version of the registered model (an error when it does not exist)."""
     name = settings.registered_model
-    client = _client(settings)
-    try:
-        return _ref(name, client.get_model_version(name, version))
-    except Exception as exc:
-        raise RegistryError(f"cannot read version {version} of model {name!r}: {_line(exc)}") from exc
+    found = _call(
+        settings,
+        f"cannot read version {version} of model {name!r}",
+        lambda client: client.get_model_version(name, version),
+    )
+    return _ref(name, found)
 
 
 def alias_version(settings: TrackingSettings, alias: str) -> str | None:
     """The version number holding ``alias``, or None."""
-    client = _client(settings)
-    try:
-        version = registry.version_by_alias(client, settings.registered_model, alias)
-    except Exception as exc:
-        raise RegistryError(f"cannot read alias {alias!r}: {_line(exc)}") from exc
+    name = settings.registered_model
+    version = _call(
+        settings,
+        f"cannot read alias {alias!r}",
+        lambda client: registry.version_by_alias(client, name, alias),
+    )
     return None if version is None else str(version.version)
 
 
 def set_alias(settings: TrackingSettings, alias: str, version: str) -> None:
     """Point ``alias`` at ``version``."""
-    client = _client(settings)
-    try:
-        client.set_registered_model_alias(settings.registered_model, alias, version)
-    except Exception as exc:
-        raise RegistryError(f"cannot move alias {alias!r} to version {version}: {_line(exc)}") from exc
+    name = settings.registered_model
+    _call(
+        settings,
+        f"cannot move alias {alias!r} to version {version}",
+        lambda client: client.set_registered_model_alias(name, alias, version),
+        write=True,
+    )
 
 
 def get_tag(settings: TrackingSettings, version: str, key: str) -> str | None:
     """A model-version tag, or None."""
-    return _client_version_tags(settings, version).get(key)
-
-
-def _client_version_tags(settings: TrackingSettings, version: str) -> dict[str, str]:
-    client = _client(settings)
-    try:
-        return dict(client.get_model_version(settings.registered_model, version).tags or {})
-    except Exception as exc:
-        raise RegistryError(f"cannot read version {version}: {_line(exc)}") from exc
+    name = settings.registered_model
+    found = _call(
+        settings, f"cannot read version {version}", lambda client: client.get_model_version(name, version)
+    )
+    return dict(found.tags or {}).get(key)
 
 
 def set_tag(settings: TrackingSettings, version: str, key: str, value: str) -> None:
     """Set a model-version tag."""
-    client = _client(settings)
-    try:
-        client.set_model_version_tag(settings.registered_model, version, key, value)
-    except Exception as exc:
-        raise RegistryError(f"cannot tag version {version} with {key}: {_line(exc)}") from exc
+    name = settings.registered_model
+    _call(
+        settings,
+        f"cannot tag version {version} with {key}",
+        lambda client: client.set_model_version_tag(name, version, key, value),
+        write=True,
+    )
 
 
 def delete_tag(settings: TrackingSettings, version: str, key: str) -> None:
     """Remove a model-version tag (used to undo a rollback whose manifest could not be written)."""
-    client = _client(settings)
-    try:
-        client.delete_model_version_tag(settings.registered_model, version, key)
-    except Exception as exc:
-        raise RegistryError(f"cannot remove tag {key} from version {version}: {_line(exc)}") from exc
+    name = settings.registered_model
+    _call(
+        settings,
+        f"cannot remove tag {key} from version {version}",
+        lambda client: client.delete_model_version_tag(name, version, key),
+        write=True,
+    )
 
 
 def delete_alias(settings: TrackingSettings, alias: str) -> None:
     """Remove ``alias`` (used to undo a promote when there was no champion before)."""
-    client = _client(settings)
-    try:
-        client.delete_registered_model_alias(settings.registered_model, alias)
-    except Exception as exc:
-        raise RegistryError(f"cannot remove alias {alias!r}: {_line(exc)}") from exc
+    name = settings.registered_model
+    _call(
+        settings,
+        f"cannot remove alias {alias!r}",
+        lambda client: client.delete_registered_model_alias(name, alias),
+        write=True,
+    )
