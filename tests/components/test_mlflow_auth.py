@@ -38,7 +38,6 @@ def _database(postgres_url: str, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def auth_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pytest.importorskip("flask_wtf", reason="mlflow[auth] (Flask-WTF) is needed for the basic-auth app")
     root = tmp_path_factory.mktemp("mlflow_auth")
     backend = _database(postgres_url, "mlflow_authtest")
     auth_db = _database(postgres_url, "mlflow_authtest_users")

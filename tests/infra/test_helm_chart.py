@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import helm_python as helm
 import pytest
 import yaml
 
+from monitoring.drift.settings import DriftSettings
 from tests.conftest import REPO_ROOT
 from tests.infra.conftest import (
     CHART_DIR,
@@ -18,10 +20,7 @@ from tests.infra.conftest import (
     load_values,
     pod_spec,
     render,
-    require_module,
 )
-
-helm = require_module("helm_python", "helm-python-sdk (pyproject extra `checks`)")
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES)
@@ -338,15 +337,14 @@ def test_environment_values_match_terraform(env: str) -> None:
 def test_drift_cronjob_sets_only_settings_the_drift_job_has(rendered, values_file: str) -> None:
     """Every SENTIMENTOPS_* variable of the CronJob is a field of monitoring.drift's settings (a renamed
     field would otherwise be silently ignored) and the settings parse."""
-    drift_settings = pytest.importorskip("monitoring.drift.settings")
     (cronjob,) = [d for d in documents(rendered[values_file]) if d["kind"] == "CronJob"]
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["python", "-m", "monitoring.drift"]
     env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("SENTIMENTOPS_")}
-    fields = drift_settings.DriftSettings.model_fields
+    fields = DriftSettings.model_fields
     unknown = [name for name in env if name.removeprefix("SENTIMENTOPS_").lower() not in fields]
     assert not unknown, unknown
-    settings = drift_settings.DriftSettings(
+    settings = DriftSettings(
         **{k.removeprefix("SENTIMENTOPS_").lower(): v for k, v in env.items()}
     )
     assert settings.pushgateway_url and settings.log_root.startswith("gs://")

@@ -1,5 +1,5 @@
 """Rendered chart objects against the API: kubernetes-validate --strict for built-in kinds, the CRD JSON
-schemas in ../shared/schemas/crds for custom resources. Both reject unknown keys and wrong types."""
+schemas vendored in tests/fixtures/vendor/schemas/crds for custom resources. Both reject unknown keys and wrong types."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import pytest
 
-from tests.conftest import CRD_SCHEMAS
-from tests.infra.conftest import VALUES_FILES, crd_schema_path, documents, require_module
-
-kubernetes_validate = require_module("kubernetes_validate", "kubernetes-validate (extra `checks`)")
-jsonschema = require_module("jsonschema", "jsonschema (extra `checks`)")
+from tests.infra.conftest import VALUES_FILES, crd_schema_path, documents
 
 # The oldest minor the GKE release channels still run (the chart's kubeVersion allows it).
 KUBERNETES_VERSION = "1.33.0"
@@ -42,8 +40,6 @@ def validation_errors(doc: dict[str, Any]) -> list[str]:
         except kubernetes_validate.SchemaNotFoundError as exc:
             return [f"{name}: {exc.message}"]
         return []
-    if not CRD_SCHEMAS.is_dir():
-        pytest.skip(f"CRD schemas not found at {CRD_SCHEMAS} (they live beside the repository, not in it)")
     if doc["kind"] in UNSCHEMED_KINDS:
         return []
     if not schema_path.exists():

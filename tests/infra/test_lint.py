@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.infra.conftest import CHART_DIR, FIXTURES, binary_or_skip
+from tests.conftest import REPO_ROOT, require_binary
+from tests.infra.conftest import CHART_DIR, FIXTURES
 
 YAMLLINT_CONFIG = REPO_ROOT / ".yamllint"
 DOCKERFILES = ("Dockerfile.train", "Dockerfile.serve")
@@ -27,7 +27,7 @@ def owned_yaml() -> list[str]:
 
 def yamllint(*paths: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [binary_or_skip("yamllint"), "--strict", "-c", str(YAMLLINT_CONFIG), "-f", "parsable", *paths],
+        [require_binary("yamllint"), "--strict", "-c", str(YAMLLINT_CONFIG), "-f", "parsable", *paths],
         capture_output=True,
         text=True,
         timeout=120,
@@ -51,16 +51,13 @@ def test_yamllint_bites(tmp_path) -> None:
 
 def hadolint(path: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [binary_or_skip("hadolint"), "--no-color", path], capture_output=True, text=True, timeout=60
+        [require_binary("hadolint"), "--no-color", path], capture_output=True, text=True, timeout=60
     )
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_hadolint_dockerfiles(name: str) -> None:
-    path = REPO_ROOT / name
-    if not path.exists():
-        pytest.skip(f"{name} does not exist yet (written by the training/serving engineers)")
-    proc = hadolint(str(path))
+    proc = hadolint(str(REPO_ROOT / name))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -29,8 +29,6 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def faulty_predictor(baseline_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
-    if not (REPO_ROOT / "serving" / "__main__.py").exists():
-        pytest.skip("serving not present")
     port = free_port()
     payloads = tmp_path / "payloads"
     log = open(tmp_path / "predictor.log", "wb")  # noqa: SIM115 (closed below)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import require_binary
 from tests.infra.conftest import documents, load_values, render
 from tests.monitoring.conftest import ALERTMANAGER_YML, MONITORING, load_yaml_docs, validate_cr
 
@@ -82,16 +82,14 @@ def test_schema_validation_rejects_unknown_keys() -> None:
 
 
 def test_builtin_kinds_validate_strictly(tmp_path: Path) -> None:
-    exe = Path(sys.executable).parent / "kubernetes-validate"
-    if not exe.exists():
-        pytest.skip("kubernetes-validate not installed (pip install -e .[checks])")
+    exe = require_binary("kubernetes-validate")
     builtins = [d for d in deployed() if d["kind"] in ("CronJob", "Role", "RoleBinding", "ServiceAccount")]
     path = tmp_path / "builtins.yaml"
     path.write_text(yaml.safe_dump_all(builtins))
-    out = subprocess.run([str(exe), "--strict", str(path)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([exe, "--strict", str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     dashboards = MONITORING / "grafana" / "dashboards-configmap.yaml"
-    out = subprocess.run([str(exe), "--strict", str(dashboards)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([exe, "--strict", str(dashboards)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
 
 

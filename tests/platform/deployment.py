@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from functools import cache
@@ -89,11 +88,12 @@ class Deployment:
 
 
 def _kustomize(path: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl") or str(REPO_ROOT / ".venv" / "bin" / "kubectl")
-    if not Path(kubectl).exists():
-        kubectl = require_binary("kubectl")
     proc = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=120, check=False
+        [require_binary("kubectl"), "kustomize", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {path} failed: {proc.stderr.strip()[-2000:]}")

@@ -1,10 +1,9 @@
 """Third-party material the platform checks need, at exactly the versions infra/versions.yaml pins.
 
-The upstream Argo charts and CRDs live beside the repository (``../shared/upstream``, unmodified copies
-with their licences; ``SENTIMENTOPS_UPSTREAM_DIR`` overrides the location; they are third-party files and
-stay out of this repository). Without the folder the platform checks skip, saying so; with it, a pinned
-version the folder does not hold is a failure: pinning a version nothing can check is the defect these
-tests exist for.
+The upstream Argo charts and CRDs are vendored, unmodified and with their licences, in
+``tests/fixtures/vendor/upstream`` (its PROVENANCE.md says what was taken; ``SENTIMENTOPS_UPSTREAM_DIR``
+overrides the location). A pinned version the folder does not hold is a failure: pinning a version nothing
+can check is the defect these tests exist for.
 """
 
 from __future__ import annotations
@@ -15,13 +14,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from infra.topology import PLATFORM_NAMESPACE, Environment
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, VENDOR
 
-UPSTREAM = Path(os.environ.get("SENTIMENTOPS_UPSTREAM_DIR", REPO_ROOT.parent / "shared" / "upstream"))
+UPSTREAM = Path(os.environ.get("SENTIMENTOPS_UPSTREAM_DIR", VENDOR / "upstream"))
 VERSIONS_FILE = REPO_ROOT / "infra" / "versions.yaml"
 ADDON_VALUES = REPO_ROOT / "infra" / "terraform" / "modules" / "addons" / "values"
 
@@ -31,18 +29,8 @@ def versions() -> dict[str, dict[str, str]]:
     return yaml.safe_load(VERSIONS_FILE.read_text())
 
 
-def require_upstream() -> Path:
-    """The upstream folder; absent: skip (set SENTIMENTOPS_REQUIRE_UPSTREAM=1 to make that a failure)."""
-    if not UPSTREAM.is_dir():
-        message = f"upstream charts/CRDs not found at {UPSTREAM} (set SENTIMENTOPS_UPSTREAM_DIR)"
-        if os.environ.get("SENTIMENTOPS_REQUIRE_UPSTREAM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return UPSTREAM
-
-
 def _pinned_dir(folder: str, name: str, version: str) -> Path:
-    path = require_upstream() / folder / f"{name}-{version}"
+    path = UPSTREAM / folder / f"{name}-{version}"
     if not path.is_dir():
         raise FileNotFoundError(
             f"no upstream {folder} of {name} {version} in {path.parent} to check the pin against"

