@@ -1,15 +1,31 @@
-"""MLflow helpers shared by the components: one run per step, lineage tags, registry look-ups."""
+"""MLflow helpers shared by the components: one run per step, lineage tags, registry look-ups.
+
+``run_step_cli`` is every component's command line: parse the settings, run the step inside its MLflow
+run (``run_tracked_step``), finish, and turn an expected failure into one line and an exit code.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from components.common.settings import REPO_ROOT, TrackingSettings
+from components.common.settings import (
+    REPO_ROOT,
+    ComponentError,
+    TrackingSettings,
+    add_settings_arguments,
+    run_cli,
+    settings_from_args,
+)
+
+if TYPE_CHECKING:
+    from components.common.results import TrainResult
 
 # Network calls to a tracking server must never hang a pipeline step forever.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
@@ -60,7 +76,99 @@ def step_run(settings: TrackingSettings, step: str, tags: dict[str, str] | None 
     if settings.parent_run_id:
         run_tags["mlflow.parentRunId"] = settings.parent_run_id
     with mlflow.start_run(run_name=step, tags=run_tags) as run:
-        yield run
+        try:
+            yield run
+        except BaseException as exc:
+            # The run ends FAILED (mlflow's context manager); the tag says why, in the CLI's own words.
+            mlflow.set_tag(ERROR_TAG, error_line(exc))
+            raise
+
+
+ERROR_TAG = "error"
+_MAX_TAG_CHARS = 5000  # MLflow's tag value limit is 8000; a longer reason is cut, not refused
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a failed step reports: ``<prefix>: <reason>`` (what ``run_cli`` prints)."""
+    if isinstance(exc, ComponentError):
+        line = f"{exc.prefix}: {exc}"
+    elif isinstance(exc, KeyboardInterrupt):
+        line = "error: interrupted"
+    else:
+        first = str(exc).strip().splitlines()
+        line = f"error: {type(exc).__name__}" + (f": {first[0]}" if first else "")
+    return line[:_MAX_TAG_CHARS]
+
+
+S = TypeVar("S", bound=TrackingSettings)
+R = TypeVar("R")
+
+
+def _no_tags(_settings: Any) -> Mapping[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class TrackedStep(Generic[S, R]):
+    """One component step: what it runs, what its MLflow run records, and how it finishes.
+
+    ``work`` runs inside the run; ``record`` logs its result there (``None``: the step has no run, as
+    register and batch-score, whose record is the registry and the output file). ``finish`` runs after
+    the run closes, tracked or not: it writes the step's outputs, prints its summary, and raises a
+    ``ComponentError`` for an outcome the caller must see as an exit code (a refused gate).
+    """
+
+    name: str  # the run name and its ``step`` tag
+    settings_cls: type[S]
+    work: Callable[[S], R]
+    finish: Callable[[S, R], None]
+    record: Callable[[S, R], None] | None = None
+    params: Collection[str] = ()  # settings fields logged before ``work``: a failed run still shows them
+    tags: Callable[[S], Mapping[str, str]] = _no_tags  # set when the run starts
+
+
+def active_run_id() -> str | None:
+    """The id of the MLflow run a step is running in, ``None`` when it is not tracked."""
+    import mlflow
+
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
+
+
+def run_tracked_step(step: TrackedStep[S, R], settings: S) -> R:
+    """Run ``step.work`` in its own MLflow run (when it has one and ``settings.track``), logging its
+    params first and its result last; a failure ends the run FAILED with the error tag, then propagates."""
+    if step.record is None or not getattr(settings, "track", True):
+        result = step.work(settings)
+    else:
+        import mlflow
+
+        with step_run(settings, step.name, dict(step.tags(settings))):
+            if step.params:
+                mlflow.log_params(settings.model_dump(include=set(step.params)))
+            result = step.work(settings)
+            step.record(settings, result)
+    step.finish(settings, result)
+    return result
+
+
+def run_step_cli(
+    step: TrackedStep[Any, Any], description: str | None, argv: Sequence[str] | None = None
+) -> None:
+    """A component's whole command line: ``--flag`` per setting, the tracked step, one-line errors."""
+    parser = build_step_parser(step, description)
+
+    def main() -> None:
+        run_tracked_step(step, settings_from_args(step.settings_cls, parser.parse_args(argv)))
+
+    run_cli(main)
+
+
+def build_step_parser(step: TrackedStep[Any, Any], description: str | None) -> argparse.ArgumentParser:
+    """The step's argument parser: one ``--flag`` per settings field (``prog`` is the step's name)."""
+    parser = argparse.ArgumentParser(prog=step.name, description=description, allow_abbrev=False)
+    add_settings_arguments(parser, step.settings_cls)
+    return parser
 
 
 MODEL_ARTIFACT_PATH = "model"
@@ -90,3 +198,20 @@ def log_model_dir(model_dir: str, dataset_hash: str, dataset_uri: str) -> str:
     except Exception:  # dataset lineage is best-effort metadata; the hash tag above is the record of truth
         pass
     return mlflow.get_artifact_uri(MODEL_ARTIFACT_PATH)
+
+
+class _TrainingSettings(Protocol):
+    validated_dir: str
+
+
+def record_training(settings: _TrainingSettings, result: TrainResult) -> None:
+    """Log a training step's result to its run: precision, validation metrics, timing, the model folder
+    (whose run artifact URI becomes the result's ``model_artifact_uri``, the registered version's source)."""
+    import mlflow
+
+    mlflow.log_param("precision_used", result.precision)
+    mlflow.log_metrics({f"val_{k}": v for k, v in result.validation_metrics.items()})
+    mlflow.log_metrics(
+        {"train_seconds": result.train_seconds, "train_samples_per_second": result.train_samples_per_second}
+    )
+    result.model_artifact_uri = log_model_dir(result.model_dir, result.dataset_hash, settings.validated_dir)

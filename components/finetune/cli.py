@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 
-from components.common.settings import add_settings_arguments, run_cli, settings_from_args
+from components.common.results import TrainResult
+from components.common.tracking import TrackedStep, active_run_id, record_training, run_step_cli
 from components.finetune.train import FinetuneSettings, finetune
 
 LOGGED_PARAMS = {
@@ -21,35 +22,7 @@ LOGGED_PARAMS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finetune", description=__doc__, allow_abbrev=False)
-    add_settings_arguments(parser, FinetuneSettings)
-    return parser
-
-
-def _main() -> None:
-    settings = settings_from_args(FinetuneSettings, build_parser().parse_args())
-    if not settings.track:
-        result = finetune(settings)
-    else:
-        import mlflow
-
-        from components.common.tracking import log_model_dir, step_run
-
-        with step_run(settings, "finetune", {"flavor": "transformer"}) as run:
-            mlflow.log_params(settings.model_dump(include=LOGGED_PARAMS))
-            result = finetune(settings, run_id=run.info.run_id)
-            mlflow.log_param("precision_used", result.precision)
-            mlflow.log_metrics({f"val_{k}": v for k, v in result.validation_metrics.items()})
-            mlflow.log_metrics(
-                {
-                    "train_seconds": result.train_seconds,
-                    "train_samples_per_second": result.train_samples_per_second,
-                }
-            )
-            result.model_artifact_uri = log_model_dir(
-                result.model_dir, result.dataset_hash, settings.validated_dir
-            )
+def _finish(settings: FinetuneSettings, result: TrainResult) -> None:
     result.write()
     print(
         f"finetuned ({result.precision}): val accuracy {result.validation_metrics.get('accuracy', float('nan')):.4f}"
@@ -57,5 +30,17 @@ def _main() -> None:
     )
 
 
-def main() -> None:
-    run_cli(_main)
+STEP = TrackedStep(
+    "finetune",
+    FinetuneSettings,
+    work=lambda settings: finetune(settings, run_id=active_run_id()),
+    record=record_training,
+    finish=_finish,
+    params=LOGGED_PARAMS,
+    tags=lambda _settings: {"flavor": "transformer"},
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Fine-tune the transformer and log it to its MLflow run."""
+    run_step_cli(STEP, __doc__, argv)

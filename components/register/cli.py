@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 
-from components.common.settings import add_settings_arguments, run_cli, settings_from_args
-from components.register.registration import RegisterSettings, register
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="register", description=__doc__, allow_abbrev=False)
-    add_settings_arguments(parser, RegisterSettings)
-    return parser
+from components.common.tracking import TrackedStep, run_step_cli
+from components.register.registration import RegisterSettings, RegistrationResult, register
 
 
-def _main() -> None:
-    settings = settings_from_args(RegisterSettings, build_parser().parse_args())
-    result = register(settings)
+def _finish(settings: RegisterSettings, result: RegistrationResult) -> None:
     evidence = "; ".join(
         f"vs {c.role} {c.delta:+.4f} ({c.test} p={c.p_value:.3g}, "
         f"{1 - 2 * settings.gate_alpha:.0%} interval [{c.ci_low:+.4f}, {c.ci_high:+.4f}])"
@@ -33,5 +25,10 @@ def _main() -> None:
     )
 
 
-def main() -> None:
-    run_cli(_main)
+# No MLflow run of its own: the registry's version, tags and aliases are the record (exit 2 refused, 3 held).
+STEP = TrackedStep("register", RegisterSettings, work=register, finish=_finish)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Register the challenger when the promotion gate passes; exit 2 when refused, 3 when held."""
+    run_step_cli(STEP, __doc__, argv)

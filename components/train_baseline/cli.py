@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 
-from components.common.settings import add_settings_arguments, run_cli, settings_from_args
+from components.common.results import TrainResult
+from components.common.tracking import TrackedStep, active_run_id, record_training, run_step_cli
 from components.train_baseline.train import HYPERPARAMETERS, BaselineSettings, train_baseline
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train-baseline", description=__doc__, allow_abbrev=False)
-    add_settings_arguments(parser, BaselineSettings)
-    return parser
-
-
-def _main() -> None:
-    settings = settings_from_args(BaselineSettings, build_parser().parse_args())
-    if not settings.track:
-        result = train_baseline(settings)
-    else:
-        import mlflow
-
-        from components.common.tracking import log_model_dir, step_run
-
-        with step_run(settings, "train-baseline", {"flavor": "tfidf"}) as run:
-            mlflow.log_params(settings.model_dump(include=HYPERPARAMETERS))
-            result = train_baseline(settings, run_id=run.info.run_id)
-            mlflow.log_metrics({f"val_{k}": v for k, v in result.validation_metrics.items()})
-            mlflow.log_metrics({"train_seconds": result.train_seconds})
-            result.model_artifact_uri = log_model_dir(
-                result.model_dir, result.dataset_hash, settings.validated_dir
-            )
+def _finish(settings: BaselineSettings, result: TrainResult) -> None:
     result.write()
     print(f"baseline trained: val accuracy {result.validation_metrics['accuracy']:.4f} -> {result.model_dir}")
 
 
-def main() -> None:
-    run_cli(_main)
+STEP = TrackedStep(
+    "train-baseline",
+    BaselineSettings,
+    work=lambda settings: train_baseline(settings, run_id=active_run_id()),
+    record=record_training,
+    finish=_finish,
+    params=HYPERPARAMETERS,
+    tags=lambda _settings: {"flavor": "tfidf"},
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Train the TF-IDF baseline and log it to its MLflow run."""
+    run_step_cli(STEP, __doc__, argv)
