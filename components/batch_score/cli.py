@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from components.batch_score.score import BatchScoreResult, BatchScoreSettings, batch_score
-from components.common.tracking import TrackedStep, run_step_cli
+from components.common.tracking import TrackedStep, step_cli
 
 
 def _finish(settings: BatchScoreSettings, result: BatchScoreResult) -> None:
@@ -18,7 +16,4 @@ def _finish(settings: BatchScoreSettings, result: BatchScoreResult) -> None:
 # No MLflow run of its own: the output file's metadata names the model version that scored it.
 STEP = TrackedStep("batch-score", BatchScoreSettings, work=batch_score, finish=_finish)
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Score a table of reviews with a registered (or local) model."""
-    run_step_cli(STEP, __doc__, argv)
+build_parser, main = step_cli(STEP, __doc__)

@@ -1,6 +1,6 @@
 """MLflow helpers shared by the components: one run per step, lineage tags, registry look-ups.
 
-``run_step_cli`` is every component's command line: parse the settings, run the step inside its MLflow
+``step_cli`` is every component's command line: parse the settings, run the step inside its MLflow
 run (``run_tracked_step``), finish, and turn an expected failure into one line and an exit code.
 """
 
@@ -84,6 +84,35 @@ def step_run(settings: TrackingSettings, step: str, tags: dict[str, str] | None 
             raise
 
 
+MODEL_ARTIFACT_PATH = "model"
+
+
+def log_model_dir(model_dir: str, dataset_hash: str, dataset_uri: str) -> str:
+    """Log a finished model directory (local or gs://) and its dataset version to the active run.
+
+    Returns the run's artifact URI of the model: the ``source`` of the registered version.
+    """
+    import mlflow
+
+    from components.common.artifacts import fetch_dir
+
+    mlflow.set_tag("dataset_hash", dataset_hash)
+    mlflow.log_artifacts(str(fetch_dir(model_dir)), MODEL_ARTIFACT_PATH)
+    try:
+        import pandas as pd
+
+        dataset = mlflow.data.from_pandas(
+            pd.DataFrame({"dataset_hash": [dataset_hash]}),
+            source=dataset_uri,
+            name="rotten_tomatoes",
+            digest=dataset_hash.removeprefix("sha256:")[:36],
+        )
+        mlflow.log_input(dataset, context="training")
+    except Exception:  # dataset lineage is best-effort metadata; the hash tag above is the record of truth
+        pass
+    return mlflow.get_artifact_uri(MODEL_ARTIFACT_PATH)
+
+
 ERROR_TAG = "error"
 _MAX_TAG_CHARS = 5000  # MLflow's tag value limit is 8000; a longer reason is cut, not refused
 
@@ -152,52 +181,26 @@ def run_tracked_step(step: TrackedStep[S, R], settings: S) -> R:
     return result
 
 
-def run_step_cli(
-    step: TrackedStep[Any, Any], description: str | None, argv: Sequence[str] | None = None
-) -> None:
-    """A component's whole command line: ``--flag`` per setting, the tracked step, one-line errors."""
-    parser = build_step_parser(step, description)
+def step_cli(
+    step: TrackedStep[Any, Any], description: str | None
+) -> tuple[Callable[[], argparse.ArgumentParser], Callable[[Sequence[str] | None], None]]:
+    """A component's command line as ``(build_parser, main)``: one ``--flag`` per setting (unset flags
+    fall back to ``SENTIMENTOPS_*`` env vars, then defaults); ``main`` runs the tracked step and turns an
+    expected failure into one line on stderr and the error's exit code."""
 
-    def main() -> None:
-        run_tracked_step(step, settings_from_args(step.settings_cls, parser.parse_args(argv)))
+    def build_parser() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=step.name, description=description, allow_abbrev=False)
+        add_settings_arguments(parser, step.settings_cls)
+        return parser
 
-    run_cli(main)
-
-
-def build_step_parser(step: TrackedStep[Any, Any], description: str | None) -> argparse.ArgumentParser:
-    """The step's argument parser: one ``--flag`` per settings field (``prog`` is the step's name)."""
-    parser = argparse.ArgumentParser(prog=step.name, description=description, allow_abbrev=False)
-    add_settings_arguments(parser, step.settings_cls)
-    return parser
-
-
-MODEL_ARTIFACT_PATH = "model"
-
-
-def log_model_dir(model_dir: str, dataset_hash: str, dataset_uri: str) -> str:
-    """Log a finished model directory (local or gs://) and its dataset version to the active run.
-
-    Returns the run's artifact URI of the model: the ``source`` of the registered version.
-    """
-    import mlflow
-
-    from components.common.artifacts import fetch_dir
-
-    mlflow.set_tag("dataset_hash", dataset_hash)
-    mlflow.log_artifacts(str(fetch_dir(model_dir)), MODEL_ARTIFACT_PATH)
-    try:
-        import pandas as pd
-
-        dataset = mlflow.data.from_pandas(
-            pd.DataFrame({"dataset_hash": [dataset_hash]}),
-            source=dataset_uri,
-            name="rotten_tomatoes",
-            digest=dataset_hash.removeprefix("sha256:")[:36],
+    def main(argv: Sequence[str] | None = None) -> None:
+        run_cli(
+            lambda: run_tracked_step(
+                step, settings_from_args(step.settings_cls, build_parser().parse_args(argv))
+            )
         )
-        mlflow.log_input(dataset, context="training")
-    except Exception:  # dataset lineage is best-effort metadata; the hash tag above is the record of truth
-        pass
-    return mlflow.get_artifact_uri(MODEL_ARTIFACT_PATH)
+
+    return build_parser, main
 
 
 class _TrainingSettings(Protocol):
@@ -215,3 +218,29 @@ def record_training(settings: _TrainingSettings, result: TrainResult) -> None:
         {"train_seconds": result.train_seconds, "train_samples_per_second": result.train_samples_per_second}
     )
     result.model_artifact_uri = log_model_dir(result.model_dir, result.dataset_hash, settings.validated_dir)
+
+
+def training_step(
+    name: str,
+    settings_cls: type[S],
+    train: Callable[..., TrainResult],
+    params: Collection[str],
+    flavor: str,
+    summary: Callable[[TrainResult], str],
+) -> TrackedStep[S, TrainResult]:
+    """A training step: ``train(settings, run_id=...)`` in its run, its hyperparameters logged first, the
+    result recorded (``record_training``) and written beside the model, then ``summary`` printed."""
+
+    def finish(_settings: S, result: TrainResult) -> None:
+        result.write()  # after the record: it carries the run's model artifact URI
+        print(summary(result))
+
+    return TrackedStep(
+        name,
+        settings_cls,
+        work=lambda settings: train(settings, run_id=active_run_id()),
+        record=record_training,
+        finish=finish,
+        params=params,
+        tags=lambda _settings: {"flavor": flavor},
+    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from components.common.tracking import TrackedStep, run_step_cli
+from components.common.tracking import TrackedStep, step_cli
 from components.evaluate.evaluation import EvaluateSettings, EvaluationResult, evaluate
 
 
@@ -27,7 +25,4 @@ def _finish(settings: EvaluateSettings, result: EvaluationResult) -> None:
 
 STEP = TrackedStep("evaluate", EvaluateSettings, work=evaluate, record=_record, finish=_finish)
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Score every model on the held-out split and log the comparison to the step's MLflow run."""
-    run_step_cli(STEP, __doc__, argv)
+build_parser, main = step_cli(STEP, __doc__)

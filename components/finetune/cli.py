@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from components.common.results import TrainResult
-from components.common.tracking import TrackedStep, active_run_id, record_training, run_step_cli
+from components.common.tracking import step_cli, training_step
 from components.finetune.train import FinetuneSettings, finetune
 
 LOGGED_PARAMS = {
@@ -21,26 +18,15 @@ LOGGED_PARAMS = {
     "eval_steps",
 }
 
-
-def _finish(settings: FinetuneSettings, result: TrainResult) -> None:
-    result.write()
-    print(
-        f"finetuned ({result.precision}): val accuracy {result.validation_metrics.get('accuracy', float('nan')):.4f}"
-        f" -> {result.model_dir}"
-    )
-
-
-STEP = TrackedStep(
+STEP = training_step(
     "finetune",
     FinetuneSettings,
-    work=lambda settings: finetune(settings, run_id=active_run_id()),
-    record=record_training,
-    finish=_finish,
-    params=LOGGED_PARAMS,
-    tags=lambda _settings: {"flavor": "transformer"},
+    finetune,
+    LOGGED_PARAMS,
+    flavor="transformer",
+    summary=lambda result: (
+        f"finetuned ({result.precision}): val accuracy "
+        f"{result.validation_metrics.get('accuracy', float('nan')):.4f} -> {result.model_dir}"
+    ),
 )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Fine-tune the transformer and log it to its MLflow run."""
-    run_step_cli(STEP, __doc__, argv)
+build_parser, main = step_cli(STEP, __doc__)

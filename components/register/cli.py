@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from components.common.tracking import TrackedStep, run_step_cli
+from components.common.tracking import TrackedStep, step_cli
 from components.register.registration import RegisterSettings, RegistrationResult, register
 
 
@@ -28,7 +26,4 @@ def _finish(settings: RegisterSettings, result: RegistrationResult) -> None:
 # No MLflow run of its own: the registry's version, tags and aliases are the record (exit 2 refused, 3 held).
 STEP = TrackedStep("register", RegisterSettings, work=register, finish=_finish)
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Register the challenger when the promotion gate passes; exit 2 when refused, 3 when held."""
-    run_step_cli(STEP, __doc__, argv)
+build_parser, main = step_cli(STEP, __doc__)

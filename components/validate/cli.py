@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from components.common.tracking import TrackedStep, run_step_cli
+from components.common.tracking import TrackedStep, step_cli
 from components.validate.gate import ValidateSettings, ValidationResult, require_success, validate_dataset
 
 
@@ -44,7 +42,4 @@ STEP = TrackedStep(
     tags=lambda settings: {"dataset_uri": settings.dataset_uri},
 )
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Validate and split the dataset; exit 2 with one line when the gate refuses it."""
-    run_step_cli(STEP, __doc__, argv)
+build_parser, main = step_cli(STEP, __doc__)

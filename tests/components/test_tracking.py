@@ -1,11 +1,9 @@
-"""The tracked-step helper against a real MLflow store (SQLite under tmp_path): a step that succeeds leaves a
+"""The tracked-step helper against a real MLflow store (SQLite under a temporary folder): a step that succeeds leaves a
 FINISHED run with its params and metrics; one that fails leaves a FAILED run with the error recorded, and the
 command line exits non-zero with one readable line."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from components.common.settings import GateFailed, TrackingSettings
-from components.common.tracking import ERROR_TAG, TrackedStep, active_run_id, run_step_cli
+from components.common.tracking import ERROR_TAG, TrackedStep, active_run_id, step_cli
 from tests.conftest import REPO_ROOT
 
 
@@ -55,35 +53,27 @@ STEP = TrackedStep(
 
 
 @pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite store with its schema migrated (saves ~8 s per test) and no runs."""
-    from components.common.tracking import configure
-
-    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
-    configure(TrackingSettings(tracking_uri=f"sqlite:///{path}"))
-    return path
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One real MLflow store (SQLite) for the module; each test records into its own experiment."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlruns') / 'mlflow.db'}"
 
 
-@pytest.fixture()
-def store(tracking_env: str, migrated_db: Path) -> str:
-    """This test's own store (``tracking_env``), started from the migrated template."""
-    db = Path(tracking_env.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_db, db)
-    return tracking_env
-
-
-def _runs(tracking_uri: str, experiment: str = "sentiment") -> list:
+def _runs(tracking_uri: str, experiment: str) -> list:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+build_parser, main = step_cli(STEP, "demo")
+
+
+def _cli(capsys: pytest.CaptureFixture[str], store: str, experiment: str, *argv: str) -> tuple[int, str, str]:
+    """Run the demo step's command line in-process: (exit code, stdout, stderr)."""
     capsys.readouterr()
     try:
-        run_step_cli(STEP, "demo", list(argv))
+        main(["--tracking-uri", store, "--experiment", experiment, *argv])
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)
@@ -94,10 +84,10 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def test_a_step_that_succeeds_leaves_a_finished_run_with_its_metrics(
     store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _cli(capsys, "--rows", "12")
+    code, out, err = _cli(capsys, store, "succeeds", "--rows", "12")
     assert code == 0, err
     assert out == "demo done: accuracy 0.75\n"
-    [run] = _runs(store)
+    [run] = _runs(store, "succeeds")
     assert run.info.status == "FINISHED" and run.info.run_name == "demo-step"
     assert run.data.metrics == {"accuracy": 0.75, "run_id_seen": 1.0}  # the work ran inside the run
     assert run.data.params == {"rows": "12"}
@@ -108,11 +98,11 @@ def test_a_step_that_succeeds_leaves_a_finished_run_with_its_metrics(
 def test_a_step_that_fails_leaves_a_failed_run_with_the_error_and_exits_with_one_line(
     store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _cli(capsys, "--rows", "3", "--fail", "gate")
+    code, out, err = _cli(capsys, store, "gate", "--rows", "3", "--fail", "gate")
     assert code == GateFailed.exit_code == 2
     assert err.splitlines()[-1] == "error: demo gate failed: 3 rows is too few" and out == ""
     assert [line for line in err.splitlines() if line.startswith("error")] == err.splitlines()[-1:]
-    [run] = _runs(store)
+    [run] = _runs(store, "gate")
     assert run.info.status == "FAILED"
     assert run.data.tags[ERROR_TAG] == "error: demo gate failed: 3 rows is too few"
     assert run.data.params == {"rows": "3"}, "the inputs are logged before the work starts"
@@ -123,22 +113,22 @@ def test_an_unexpected_error_is_recorded_on_the_run_and_propagates(
     store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(RuntimeError, match="disk on fire"):
-        _cli(capsys, "--fail", "crash")
-    [run] = _runs(store)
+        _cli(capsys, store, "crash", "--fail", "crash")
+    [run] = _runs(store, "crash")
     assert run.info.status == "FAILED"
     assert run.data.tags[ERROR_TAG] == "error: RuntimeError: disk on fire"
 
 
 def test_an_invalid_flag_exits_1_before_any_run(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _cli(capsys, "--rows", "many")
+    code, _, err = _cli(capsys, store, "bad-flag", "--rows", "many")
     assert code == 1 and err.startswith("error: invalid setting 'rows'") and len(err.splitlines()) == 1
-    assert _runs(store) == [], "no run for settings that do not parse"
+    assert _runs(store, "bad-flag") == [], "no run for settings that do not parse"
 
 
 def test_untracked_step_runs_without_mlflow(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _cli(capsys, "--track", "false")
+    code, out, err = _cli(capsys, store, "untracked", "--track", "false")
     assert code == 0 and out == "demo done: accuracy 0.75\n", err
-    assert _runs(store) == []
+    assert _runs(store, "untracked") == []
 
 
 def test_a_component_cli_that_fails_leaves_a_failed_run(tmp_path: Path, store: str) -> None:
@@ -154,17 +144,20 @@ def test_a_component_cli_that_fails_leaves_a_failed_run(tmp_path: Path, store: s
             str(tmp_path / "baseline"),
             "--output-dir",
             str(tmp_path / "evaluation"),
+            "--tracking-uri",
+            store,
+            "--experiment",
+            "evaluate",
         ],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=REPO_ROOT,
-        env={**os.environ, "SENTIMENTOPS_TRACKING_URI": store},
     )
     assert proc.returncode == 1
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and str(tmp_path / "baseline") in line
     assert "Traceback" not in proc.stderr
-    [run] = _runs(store)
+    [run] = _runs(store, "evaluate")
     assert run.info.status == "FAILED" and run.info.run_name == "evaluate"
     assert run.data.tags[ERROR_TAG] == line
