@@ -3,7 +3,7 @@
 How promote stays all-or-nothing (rollback is the same, with the ``rollback_reason`` tag in place of the
 alias): everything is checked first (the overlay parses, a canary is rolled out, the canary's registry
 version exists and its ``source`` is the overlay's storageUri); then the changes run as one
-``apply_steps`` list, each step with its undo:
+``apply_changes`` list, each change with its undo:
 
 1. stage: the new overlay text goes to a temporary file beside the overlay (same filesystem);
    undo: delete it.
@@ -12,9 +12,9 @@ version exists and its ``source`` is the overlay's storageUri); then the changes
 3. overlay: the temporary file is renamed over the overlay (``os.replace``: atomic); undo: the old text
    is written back the same way.
 
-When a step fails, the steps already applied are undone in reverse order and the error says what failed
+When a change fails, the changes already applied are undone in reverse order and the error says what failed
 and what was undone: nothing changed. Only if an undo fails too does the message name what stays applied.
-Every step is idempotent, so re-running promote after any failure completes it: an alias already on the
+Every change is idempotent, so re-running promote after any failure completes it: an alias already on the
 version is not moved again, and a steady overlay is not rewritten.
 
 The commit and push that make the overlay change reach Argo CD are the caller's (the Argo workflow or a
@@ -84,7 +84,7 @@ def _discard(tmp: Path) -> None:
 
 
 @dataclass(frozen=True)
-class Step:
+class Change:
     """One change of a rollout and how to take it back."""
 
     what: str  # names the change in an error: "cannot <what>: <reason>"
@@ -94,46 +94,46 @@ class Step:
 
 
 class PartiallyApplied(ComponentError):
-    """A step failed and an undo failed too: the message names what stays applied."""
+    """A change failed and an undo failed too: the message names what stays applied."""
 
 
-def apply_steps(steps: Sequence[Step], action: str) -> None:
-    """Run ``steps`` in order; when one fails, undo the applied ones in reverse and raise one clear error.
+def apply_changes(changes: Sequence[Change], action: str) -> None:
+    """Apply ``changes`` in order; when one fails, undo the applied ones in reverse and raise one clear error.
 
     A ``ComponentError`` says what failed and what was undone (nothing is left half-applied); if an undo
     fails too, ``PartiallyApplied`` names what stays applied and tells to run ``action`` again (every
-    rollout step is idempotent). An interrupt (Ctrl-C) is undone the same way and re-raised as it is.
+    rollout change is idempotent). An interrupt (Ctrl-C) is undone the same way and re-raised as it is.
     """
-    applied: list[Step] = []
-    for step in steps:
+    applied: list[Change] = []
+    for change in changes:
         try:
-            step.do()
+            change.do()
         except BaseException as exc:
             undone, stuck = _undo(applied)
             if not isinstance(exc, Exception):
                 raise
-            # Our own errors already say what failed ("cannot move alias ..."); others get the step's name.
-            failed = str(exc) if isinstance(exc, ComponentError) else f"cannot {step.what}: {_line(exc)}"
+            # Our own errors already say what failed ("cannot move alias ..."); others get the change's name.
+            failed = str(exc) if isinstance(exc, ComponentError) else f"cannot {change.what}: {_line(exc)}"
             if stuck:
                 raise PartiallyApplied(
                     f"{failed}; and cannot undo: {'; '.join(stuck)}: run {action} again to finish it"
                 ) from exc
             back = f"; {', '.join(undone)}" if undone else ""
             raise ComponentError(f"{failed}{back}") from exc
-        applied.append(step)
+        applied.append(change)
 
 
-def _undo(applied: list[Step]) -> tuple[list[str], list[str]]:
+def _undo(applied: list[Change]) -> tuple[list[str], list[str]]:
     """Undo ``applied`` newest first: (what was restored, what could not be, with why)."""
     undone: list[str] = []
     stuck: list[str] = []
-    for step in reversed(applied):
+    for change in reversed(applied):
         try:
-            step.undo()
-            if step.undone:
-                undone.append(step.undone)
+            change.undo()
+            if change.undone:
+                undone.append(change.undone)
         except Exception as exc:
-            stuck.append(f"{step.what} stays applied ({_line(exc)})")
+            stuck.append(f"{change.what} stays applied ({_line(exc)})")
     return undone, stuck
 
 
@@ -142,8 +142,8 @@ def _line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def overlay_steps(path: Path, old: str, new: str) -> tuple[Step, Step]:
-    """The two steps of an atomic overlay write: stage ``new`` beside ``path``, then rename it over."""
+def overlay_changes(path: Path, old: str, new: str) -> tuple[Change, Change]:
+    """The two changes of an atomic overlay write: stage ``new`` beside ``path``, then rename it over."""
     staged: list[Path] = []  # the temporary file, once staged
 
     def stage() -> None:
@@ -157,8 +157,8 @@ def overlay_steps(path: Path, old: str, new: str) -> tuple[Step, Step]:
         os.replace(_stage(path, old), path)
 
     return (
-        Step(f"stage {path}", stage, discard, ""),
-        Step(f"write {path}", lambda: os.replace(staged[0], path), restore, f"{path} restored"),
+        Change(f"stage {path}", stage, discard, ""),
+        Change(f"write {path}", lambda: os.replace(staged[0], path), restore, f"{path} restored"),
     )
 
 
@@ -184,7 +184,7 @@ def propose(settings: ProposeSettings) -> RolloutResult:
         text, ref.version, ref.storage_uri, settings.canary_traffic_percent, ref.digest
     )
     if edit.changed:
-        apply_steps(overlay_steps(path, text, edit.text), "propose")
+        apply_changes(overlay_changes(path, text, edit.text), "propose")
     return _result("propose", path, text, edit, [])
 
 
@@ -215,21 +215,21 @@ def promote(settings: ManifestSettings) -> RolloutResult:
         return _result("promote", path, text, edit, [])
     version = _canary_version(settings, edit.before)
     previous = registry.alias_version(settings, CHAMPION)
-    stage, write = overlay_steps(path, text, edit.text)
-    changes: list[str] = []
-    steps = [stage]
+    stage, write = overlay_changes(path, text, edit.text)
+    registry_changes: list[str] = []
+    changes = [stage]
     if previous != version:
-        changes.append(f"alias {CHAMPION}: version {previous} -> {version}")
-        steps.append(
-            Step(
+        registry_changes.append(f"alias {CHAMPION}: version {previous} -> {version}")
+        changes.append(
+            Change(
                 f"move {CHAMPION} to version {version}",
                 lambda: registry.set_alias(settings, CHAMPION, version),
                 lambda: _restore_alias(settings, CHAMPION, previous),
                 f"{CHAMPION} moved back to {previous}",
             )
         )
-    apply_steps([*steps, write], "promote")
-    return _result("promote", path, text, edit, changes)
+    apply_changes([*changes, write], "promote")
+    return _result("promote", path, text, edit, registry_changes)
 
 
 def rollback(settings: RollbackSettings) -> RolloutResult:
@@ -247,14 +247,14 @@ def rollback(settings: RollbackSettings) -> RolloutResult:
         )
     key = registry.ROLLBACK_REASON_TAG
     previous = registry.get_tag(settings, version, key)
-    stage, write = overlay_steps(path, text, edit.text)
-    tag = Step(
+    stage, write = overlay_changes(path, text, edit.text)
+    tag = Change(
         f"tag version {version} with {key}",
         lambda: registry.set_tag(settings, version, key, settings.reason),
         lambda: _restore_tag(settings, version, key, previous),
         f"tag {key} of version {version} restored",
     )
-    apply_steps([stage, tag, write], "rollback")
+    apply_changes([stage, tag, write], "rollback")
     return _result("rollback", path, text, edit, [f"version {version}: tag {key}={settings.reason!r}"])
 
 
