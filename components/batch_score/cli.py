@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-
-from components.batch_score.score import BatchScoreSettings, batch_score
-from components.common.settings import add_settings_arguments, run_cli, settings_from_args
+from components.batch_score.score import BatchScoreResult, BatchScoreSettings, batch_score
+from components.common.tracking import TrackedStep, step_cli
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="batch-score", description=__doc__, allow_abbrev=False)
-    add_settings_arguments(parser, BatchScoreSettings)
-    return parser
-
-
-def _main() -> None:
-    settings = settings_from_args(BatchScoreSettings, build_parser().parse_args())
-    result = batch_score(settings)
+def _finish(settings: BatchScoreSettings, result: BatchScoreResult) -> None:
     print(
         f"scored {result.rows} rows with {result.model_name} version {result.model_version} "
         f"(positive share {result.positive_share:.3f}) -> {result.output_uri}"
     )
 
 
-def main() -> None:
-    run_cli(_main)
+# No MLflow run of its own: the output file's metadata names the model version that scored it.
+STEP = TrackedStep("batch-score", BatchScoreSettings, work=batch_score, finish=_finish)
+
+build_parser, main = step_cli(STEP, __doc__)

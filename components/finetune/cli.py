@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from components.common.settings import add_settings_arguments, run_cli, settings_from_args
+from components.common.tracking import step_cli, training_step
 from components.finetune.train import FinetuneSettings, finetune
 
 LOGGED_PARAMS = {
@@ -20,42 +18,15 @@ LOGGED_PARAMS = {
     "eval_steps",
 }
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finetune", description=__doc__, allow_abbrev=False)
-    add_settings_arguments(parser, FinetuneSettings)
-    return parser
-
-
-def _main() -> None:
-    settings = settings_from_args(FinetuneSettings, build_parser().parse_args())
-    if not settings.track:
-        result = finetune(settings)
-    else:
-        import mlflow
-
-        from components.common.tracking import log_model_dir, step_run
-
-        with step_run(settings, "finetune", {"flavor": "transformer"}) as run:
-            mlflow.log_params(settings.model_dump(include=LOGGED_PARAMS))
-            result = finetune(settings, run_id=run.info.run_id)
-            mlflow.log_param("precision_used", result.precision)
-            mlflow.log_metrics({f"val_{k}": v for k, v in result.validation_metrics.items()})
-            mlflow.log_metrics(
-                {
-                    "train_seconds": result.train_seconds,
-                    "train_samples_per_second": result.train_samples_per_second,
-                }
-            )
-            result.model_artifact_uri = log_model_dir(
-                result.model_dir, result.dataset_hash, settings.validated_dir
-            )
-    result.write()
-    print(
-        f"finetuned ({result.precision}): val accuracy {result.validation_metrics.get('accuracy', float('nan')):.4f}"
-        f" -> {result.model_dir}"
-    )
-
-
-def main() -> None:
-    run_cli(_main)
+STEP = training_step(
+    "finetune",
+    FinetuneSettings,
+    finetune,
+    LOGGED_PARAMS,
+    flavor="transformer",
+    summary=lambda result: (
+        f"finetuned ({result.precision}): val accuracy "
+        f"{result.validation_metrics.get('accuracy', float('nan')):.4f} -> {result.model_dir}"
+    ),
+)
+build_parser, main = step_cli(STEP, __doc__)

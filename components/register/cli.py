@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
-from components.common.settings import add_settings_arguments, run_cli, settings_from_args
-from components.register.registration import RegisterSettings, register
+from components.common.tracking import TrackedStep, step_cli
+from components.register.registration import RegisterSettings, RegistrationResult, register
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="register", description=__doc__, allow_abbrev=False)
-    add_settings_arguments(parser, RegisterSettings)
-    return parser
-
-
-def _main() -> None:
-    settings = settings_from_args(RegisterSettings, build_parser().parse_args())
-    result = register(settings)
+def _finish(settings: RegisterSettings, result: RegistrationResult) -> None:
     evidence = "; ".join(
         f"vs {c.role} {c.delta:+.4f} ({c.test} p={c.p_value:.3g}, "
         f"{1 - 2 * settings.gate_alpha:.0%} interval [{c.ci_low:+.4f}, {c.ci_high:+.4f}])"
@@ -33,5 +23,7 @@ def _main() -> None:
     )
 
 
-def main() -> None:
-    run_cli(_main)
+# No MLflow run of its own: the registry's version, tags and aliases are the record (exit 2 refused, 3 held).
+STEP = TrackedStep("register", RegisterSettings, work=register, finish=_finish)
+
+build_parser, main = step_cli(STEP, __doc__)

@@ -1,18 +1,21 @@
 """propose / promote / rollback: the overlay edit and the registry change, applied together or not at all.
 
 How promote stays all-or-nothing (rollback is the same, with the ``rollback_reason`` tag in place of the
-alias):
+alias): everything is checked first (the overlay parses, a canary is rolled out, the canary's registry
+version exists and its ``source`` is the overlay's storageUri); then the changes run as one
+``apply_changes`` list, each change with its undo:
 
-1. Everything is checked first: the overlay parses, a canary is rolled out, the canary's registry
-   version exists and its ``source`` is the overlay's storageUri.
-2. The new overlay text is written to a temporary file beside the overlay (same filesystem).
-3. The registry changes (``champion`` moves to the canary's version). If that fails, the temporary file
-   is deleted: nothing changed.
-4. The temporary file is renamed over the overlay (``os.replace``: atomic). If that fails, the alias is
-   moved back to the previous champion (or removed if there was none): nothing changed. Only if that
-   undo fails too is the error message explicit that the registry moved and the file did not.
-5. Both steps are idempotent, so re-running promote after any failure completes it: an alias already
-   on the version is not moved again, and a steady overlay is not rewritten.
+1. stage: the new overlay text goes to a temporary file beside the overlay (same filesystem);
+   undo: delete it.
+2. registry: ``champion`` moves to the canary's version; undo: move it back to the previous champion
+   (or remove it if there was none).
+3. overlay: the temporary file is renamed over the overlay (``os.replace``: atomic); undo: the old text
+   is written back the same way.
+
+When a change fails, the changes already applied are undone in reverse order and the error says what failed
+and what was undone: nothing changed. Only if an undo fails too does the message name what stays applied.
+Every change is idempotent, so re-running promote after any failure completes it: an alias already on the
+version is not moved again, and a steady overlay is not rewritten.
 
 The commit and push that make the overlay change reach Argo CD are the caller's (the Argo workflow or a
 person). Between this command and the merge, ``champion`` already names the new version; if the change
@@ -25,6 +28,7 @@ import contextlib
 import difflib
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +83,85 @@ def _discard(tmp: Path) -> None:
         tmp.unlink()
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change of a rollout and how to take it back."""
+
+    what: str  # names the change in an error: "cannot <what>: <reason>"
+    do: Callable[[], object]
+    undo: Callable[[], object]
+    undone: str  # what the undo restored, for the error message
+
+
+class PartiallyApplied(ComponentError):
+    """A change failed and an undo failed too: the message names what stays applied."""
+
+
+def apply_changes(changes: Sequence[Change], action: str) -> None:
+    """Apply ``changes`` in order; when one fails, undo the applied ones in reverse and raise one clear error.
+
+    A ``ComponentError`` says what failed and what was undone (nothing is left half-applied); if an undo
+    fails too, ``PartiallyApplied`` names what stays applied and tells to run ``action`` again (every
+    rollout change is idempotent). An interrupt (Ctrl-C) is undone the same way and re-raised as it is.
+    """
+    applied: list[Change] = []
+    for change in changes:
+        try:
+            change.do()
+        except BaseException as exc:
+            undone, stuck = _undo(applied)
+            if not isinstance(exc, Exception):
+                raise
+            # Our own errors already say what failed ("cannot move alias ..."); others get the change's name.
+            failed = str(exc) if isinstance(exc, ComponentError) else f"cannot {change.what}: {_line(exc)}"
+            if stuck:
+                raise PartiallyApplied(
+                    f"{failed}; and cannot undo: {'; '.join(stuck)}: run {action} again to finish it"
+                ) from exc
+            back = f"; {', '.join(undone)}" if undone else ""
+            raise ComponentError(f"{failed}{back}") from exc
+        applied.append(change)
+
+
+def _undo(applied: list[Change]) -> tuple[list[str], list[str]]:
+    """Undo ``applied`` newest first: (what was restored, what could not be, with why)."""
+    undone: list[str] = []
+    stuck: list[str] = []
+    for change in reversed(applied):
+        try:
+            change.undo()
+            if change.undone:
+                undone.append(change.undone)
+        except Exception as exc:
+            stuck.append(f"{change.what} stays applied ({_line(exc)})")
+    return undone, stuck
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def overlay_changes(path: Path, old: str, new: str) -> tuple[Change, Change]:
+    """The two changes of an atomic overlay write: stage ``new`` beside ``path``, then rename it over."""
+    staged: list[Path] = []  # the temporary file, once staged
+
+    def stage() -> None:
+        staged.append(_stage(path, new))
+
+    def discard() -> None:
+        for tmp in staged:  # after a failed rename it is still there; after a good one it is gone
+            _discard(tmp)
+
+    def restore() -> None:
+        os.replace(_stage(path, old), path)
+
+    return (
+        Change(f"stage {path}", stage, discard, ""),
+        Change(f"write {path}", lambda: os.replace(staged[0], path), restore, f"{path} restored"),
+    )
+
+
 def _result(action: str, path: Path, text: str, edit: Edit, changes: list[str]) -> RolloutResult:
     diff = "".join(
         difflib.unified_diff(
@@ -101,7 +184,7 @@ def propose(settings: ProposeSettings) -> RolloutResult:
         text, ref.version, ref.storage_uri, settings.canary_traffic_percent, ref.digest
     )
     if edit.changed:
-        os.replace(_stage(path, edit.text), path)
+        apply_changes(overlay_changes(path, text, edit.text), "propose")
     return _result("propose", path, text, edit, [])
 
 
@@ -132,33 +215,21 @@ def promote(settings: ManifestSettings) -> RolloutResult:
         return _result("promote", path, text, edit, [])
     version = _canary_version(settings, edit.before)
     previous = aliases.alias_version(settings, CHAMPION)
-    tmp = _stage(path, edit.text)
-    changes: list[str] = []
-    try:
-        if previous != version:
-            aliases.set_alias(settings, CHAMPION, version)
-            changes.append(f"alias {CHAMPION}: version {previous} -> {version}")
-    except BaseException:
-        _discard(tmp)
-        raise
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        _discard(tmp)
-        if not changes:
-            raise ComponentError(f"cannot write {path}: {exc}") from exc
-        try:
-            if previous is None:
-                aliases.delete_alias(settings, CHAMPION)
-            else:
-                aliases.set_alias(settings, CHAMPION, previous)
-        except aliases.RegistryError as undo:
-            raise ComponentError(
-                f"cannot write {path} ({exc}) and cannot move {CHAMPION} back to {previous} ({undo}): "
-                "the registry is promoted, the overlay is not; run promote again"
-            ) from exc
-        raise ComponentError(f"cannot write {path}: {exc}; {CHAMPION} moved back to {previous}") from exc
-    return _result("promote", path, text, edit, changes)
+    stage, write = overlay_changes(path, text, edit.text)
+    registry_changes: list[str] = []
+    changes = [stage]
+    if previous != version:
+        registry_changes.append(f"alias {CHAMPION}: version {previous} -> {version}")
+        changes.append(
+            Change(
+                f"move {CHAMPION} to version {version}",
+                lambda: aliases.set_alias(settings, CHAMPION, version),
+                lambda: _restore_alias(settings, CHAMPION, previous),
+                f"{CHAMPION} moved back to {previous}",
+            )
+        )
+    apply_changes([*changes, write], "promote")
+    return _result("promote", path, text, edit, registry_changes)
 
 
 def rollback(settings: RollbackSettings) -> RolloutResult:
@@ -176,20 +247,28 @@ def rollback(settings: RollbackSettings) -> RolloutResult:
         )
     key = aliases.ROLLBACK_REASON_TAG
     previous = aliases.get_tag(settings, version, key)
-    tmp = _stage(path, edit.text)
-    try:
-        aliases.set_tag(settings, version, key, settings.reason)
-    except BaseException:
-        _discard(tmp)
-        raise
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        _discard(tmp)
-        with contextlib.suppress(aliases.RegistryError):
-            if previous is None:
-                aliases.delete_tag(settings, version, key)
-            else:
-                aliases.set_tag(settings, version, key, previous)
-        raise ComponentError(f"cannot write {path}: {exc}") from exc
+    stage, write = overlay_changes(path, text, edit.text)
+    tag = Change(
+        f"tag version {version} with {key}",
+        lambda: aliases.set_tag(settings, version, key, settings.reason),
+        lambda: _restore_tag(settings, version, key, previous),
+        f"tag {key} of version {version} restored",
+    )
+    apply_changes([stage, tag, write], "rollback")
     return _result("rollback", path, text, edit, [f"version {version}: tag {key}={settings.reason!r}"])
+
+
+def _restore_alias(settings: ManifestSettings, alias: str, version: str | None) -> None:
+    """Put ``alias`` back on ``version`` (remove it when there was none)."""
+    if version is None:
+        aliases.delete_alias(settings, alias)
+    else:
+        aliases.set_alias(settings, alias, version)
+
+
+def _restore_tag(settings: ManifestSettings, version: str, key: str, value: str | None) -> None:
+    """Put a version tag back to ``value`` (remove it when there was none)."""
+    if value is None:
+        aliases.delete_tag(settings, version, key)
+    else:
+        aliases.set_tag(settings, version, key, value)

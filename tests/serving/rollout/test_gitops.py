@@ -557,3 +557,95 @@ def test_canary_push_failure_is_one_line(
         )
     err = capsys.readouterr().err
     assert exc.value.code == 1 and err.startswith("error: git clone failed") and err.count("\n") == 1, err
+
+
+def test_apply_changes_undoes_the_overlay_write_when_the_registry_step_fails(
+    repo: Path, mlflow_client: object, registry_with_challenger: str, served: tuple[str, str]
+) -> None:
+    """The overlay is written (first step, applied), then moving champion to a version the real registry
+    does not have fails: the overlay's old bytes are back, no temp file is left, champion has not moved."""
+    from components.common.settings import ComponentError
+    from serving.rollout import actions, aliases, manifest
+    from serving.rollout.settings import ManifestSettings
+
+    settings = ManifestSettings(overlay=str(repo / OVERLAY))
+    path = repo / OVERLAY / "inferenceservice.yaml"
+    text = path.read_text()
+    edit = manifest.with_canary(text, registry_with_challenger, NEW_URI, 10, NEW_DIGEST)
+    changes = [
+        *actions.overlay_changes(path, text, edit.text),
+        actions.Change(
+            "move champion to version 999",
+            lambda: aliases.set_alias(settings, "champion", "999"),
+            lambda: aliases.set_alias(settings, "champion", served[0]),
+            "champion moved back",
+        ),
+    ]
+    with pytest.raises(ComponentError) as failure:
+        actions.apply_changes(changes, "promote")
+    message = str(failure.value)
+    assert message.startswith("cannot move alias 'champion' to version 999") and message.endswith(
+        f"{path} restored"
+    ), message
+    assert "champion moved back" not in message, "a change that failed is not undone"
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert alias(mlflow_client, "champion") == served[0]
+
+
+def test_apply_changes_moves_champion_back_when_the_overlay_cannot_be_written(
+    repo: Path, mlflow_client: object, registry_with_challenger: str, served: tuple[str, str]
+) -> None:
+    """champion moves first (applied in the real registry); staging the overlay then fails for a real
+    reason (its folder is gone): champion is back on the served version."""
+    from components.common.settings import ComponentError
+    from serving.rollout import actions, aliases
+    from serving.rollout.settings import ManifestSettings
+
+    settings = ManifestSettings(overlay=str(repo / OVERLAY))
+    gone = repo / "removed-overlay" / "inferenceservice.yaml"
+    changes = [
+        actions.Change(
+            f"move champion to version {registry_with_challenger}",
+            lambda: aliases.set_alias(settings, "champion", registry_with_challenger),
+            lambda: aliases.set_alias(settings, "champion", served[0]),
+            f"champion moved back to {served[0]}",
+        ),
+        *actions.overlay_changes(gone, "old", "new"),
+    ]
+    with pytest.raises(ComponentError, match=f"cannot stage {gone}: .*; champion moved back to {served[0]}$"):
+        actions.apply_changes(changes, "promote")
+    assert alias(mlflow_client, "champion") == served[0]
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_apply_changes_undoes_in_reverse_and_names_what_stays_applied() -> None:
+    """Order and the message when an undo fails too (plain in-memory changes: the primitive alone)."""
+    from components.common.settings import ComponentError
+    from serving.rollout.actions import Change, PartiallyApplied, apply_changes
+
+    calls: list[str] = []
+
+    def record(name: str) -> Callable[[], None]:
+        return lambda: calls.append(name)
+
+    def fail(reason: str) -> Callable[[], None]:
+        def raise_() -> None:
+            raise OSError(reason)
+
+        return raise_
+
+    ok = [Change(n, record(f"do {n}"), record(f"undo {n}"), f"{n} undone") for n in ("a", "b")]
+    with pytest.raises(ComponentError, match="^cannot c: boom; b undone, a undone$"):
+        apply_changes([*ok, Change("c", fail("boom"), record("undo c"), "c undone")], "promote")
+    assert calls == ["do a", "do b", "undo b", "undo a"]
+
+    calls.clear()
+    stuck = Change("b", record("do b"), fail("registry gone"), "b undone")
+    with pytest.raises(PartiallyApplied) as failure:
+        apply_changes([ok[0], stuck, Change("c", fail("boom"), record("undo c"), "")], "rollback")
+    assert str(failure.value) == (
+        "cannot c: boom; and cannot undo: b stays applied (registry gone): run rollback again to finish it"
+    )
+    assert calls == ["do a", "do b", "undo a"], "an undo that fails does not stop the others"
+    apply_changes(ok, "promote")  # nothing fails: nothing is undone
+    assert calls[-2:] == ["do a", "do b"]
