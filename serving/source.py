@@ -12,7 +12,7 @@ artifact is not trusted on its own: whoever can write the bucket can rewrite it 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.common.artifacts import ArtifactError, check_digest_format, fetch_dir, is_remote
@@ -29,6 +29,7 @@ class LoadedModel:
     version: str
     digest: str
     path: Path
+    tags: dict[str, str] = field(default_factory=dict)  # the registry version's tags (models:/ refs only)
 
 
 def _from_registry(uri: str, expected: str | None, device: str | None) -> LoadedModel:
@@ -57,7 +58,7 @@ def _from_registry(uri: str, expected: str | None, device: str | None) -> Loaded
         )
     path = download_version(version)
     model = load_model(path, expected_digest=digest, device=device)
-    return LoadedModel(model, str(version.version), digest, path)
+    return LoadedModel(model, str(version.version), digest, path, dict(version.tags or {}))
 
 
 def load(
