@@ -78,7 +78,9 @@ class ServingSettings(ComponentSettings):
     max_batch_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill")
     max_queue: int = Field(1024, ge=1, description="queued texts before requests get 503")
     warmup_rounds: int = Field(
-        1, ge=0, description="warm-up passes per batch size at load (after the probe check ran the graph once)"
+        1,
+        ge=0,
+        description="warm-up passes per batch size at load (after the probe check ran the graph once)",
     )
 
     # Payload logging (drift monitoring)
