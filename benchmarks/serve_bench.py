@@ -386,26 +386,46 @@ def start_checkout(repo: Path, model: Path, tag: str, fresh: bool) -> tuple[subp
     return proc, port, time.perf_counter() - started
 
 
-def checkouts(repos: dict[str, Path], rounds: int, seconds: float, concurrency: int = 32) -> dict[str, Any]:
-    """Start-up to ready and throughput at ``concurrency`` of several checkouts, interleaved round by round
-    (so machine noise hits each alike), on the same model directory (with its shipped ONNX graphs). The first
-    round starts each as a new pod (``ready_s[0]``); later rounds reuse an exporting checkout's cache."""
+def checkouts(
+    repos: dict[str, Path], rounds: int, seconds: float, starts: int = 3, concurrency: int = 32
+) -> dict[str, Any]:
+    """Several checkouts on the same model directory (with its shipped ONNX graphs), two phases:
+
+    - start-up to ready, ``starts`` times each, interleaved; the first start of each is a new pod's (an
+      exporting checkout gets an empty cache), later ones a restarted container's;
+    - throughput at ``concurrency``: one server per checkout, all started, measured in turn for ``seconds``
+      ``rounds`` times, so each round's ratios compare points taken within seconds of each other.
+    """
     model = minilm_dir()
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in repos}
-    for round_ in range(rounds):
+    ready: dict[str, list[float]] = {name: [] for name in repos}
+    servers: dict[str, tuple[subprocess.Popen, int]] = {}
+    for start in range(starts):
         for name, repo in repos.items():
-            proc, port, ready_s = start_checkout(repo, model, name, fresh=round_ == 0)
-            point = _measure_server(proc, port, V1_PATH, (concurrency,), seconds)[f"c{concurrency}"]
-            runs[name].append({"ready_s": round(ready_s, 2), **point})
+            proc, port, ready_s = start_checkout(repo, model, name, fresh=start == 0)
+            ready[name].append(round(ready_s, 2))
+            if start < starts - 1:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+            else:
+                servers[name] = (proc, port)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in repos}
+    try:
+        for _ in range(rounds):
+            for name, (proc, port) in servers.items():
+                runs[name].append(measure(port, V1_PATH, concurrency, seconds, proc.pid))
+    finally:
+        for proc, _ in servers.values():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
     first = next(iter(repos))
     out: dict[str, Any] = {"machine": machine(), "seconds_per_point": seconds, "runs": runs}
     for name in repos:
         rps = [r["rps"] for r in runs[name]]
         out[name] = {
-            "ready_s": [r["ready_s"] for r in runs[name]],
-            "rps": sorted(rps),
-            "p99_ms": sorted(r["p99_ms"] for r in runs[name]),
-            "rps_ratio_vs_" + first: [round(r / b["rps"], 3) for r, b in zip(rps, runs[first], strict=True)],
+            "ready_s": ready[name],
+            "rps": rps,
+            "server_cpu_ms_per_req": [r.get("server_cpu_ms_per_req") for r in runs[name]],
+            f"rps_ratio_vs_{first}": [round(r / b["rps"], 3) for r, b in zip(rps, runs[first], strict=True)],
         }
     return out
 
@@ -487,7 +507,8 @@ def main() -> None:
         metavar="NAME=PATH",
         help="checkouts: a checkout to measure (repeat; the first is the reference of the ratios)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="checkouts: interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="checkouts: interleaved throughput rounds")
+    parser.add_argument("--starts", type=int, default=3, help="checkouts: start-ups per checkout")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--model-dir")
     parser.add_argument("--port", type=int)
@@ -505,7 +526,7 @@ def main() -> None:
         result = compare(seconds, shlex.split(args.server_args), args.ours_only)
     elif args.mode == "checkouts":
         repos = {name: Path(path).resolve() for name, path in (r.split("=", 1) for r in args.repo)}
-        result = checkouts(repos, args.rounds, seconds)
+        result = checkouts(repos, args.rounds, seconds, args.starts)
     else:
         result = {"soak": soak, "sigkill": sigkill}[args.mode](seconds)
     print(json.dumps(result, indent=2))
