@@ -382,7 +382,11 @@ def start_checkout(repo: Path, model: Path, tag: str, fresh: bool) -> tuple[subp
     log = (WORK / f"{tag}-{port}.log").open("wb")
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc, timeout=900)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc, timeout=900)
+    except BaseException:
+        proc.kill()  # never leave a server behind a failed run
+        raise
     return proc, port, time.perf_counter() - started
 
 
