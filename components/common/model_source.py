@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -56,13 +56,14 @@ class VerifiedModelFiles:
     name: str
     version: str  # the registry version, or digest[:12] for a directory
     source: str  # where the files came from: the version's source, or the URI as given
+    tags: dict[str, str] = field(default_factory=dict)  # the registry version's tags (models:/ refs only)
 
     def load(self, device: str | None = None) -> LoadedModel:
         """Load the model, verifying its files against ``digest`` again right before the load."""
         from components.common import models
 
         model = models.load_model(self.path, expected_digest=self.digest, device=device)
-        return LoadedModel(model, self.name, self.version, self.digest, self.path, self.source)
+        return LoadedModel(model, self.name, self.version, self.digest, self.path, self.source, self.tags)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class LoadedModel:
     digest: str
     path: Path
     source: str
+    tags: dict[str, str] = field(default_factory=dict)  # the registry version's tags (models:/ refs only)
 
 
 def is_registry_ref(uri: str) -> bool:
@@ -111,7 +113,9 @@ def _registry_files(uri: str, expected_digest: str | None, tracking: TrackingSet
         )
     path = registry.download_version(version, tracking.tracking_uri)
     verify_manifest(path, digest)
-    return VerifiedModelFiles(path, digest, name, str(version.version), str(version.source))
+    return VerifiedModelFiles(
+        path, digest, name, str(version.version), str(version.source), dict(version.tags or {})
+    )
 
 
 def _directory_files(

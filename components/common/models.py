@@ -156,14 +156,47 @@ class TransformerModel:
     flavor = TRANSFORMER_FLAVOR
 
     def __init__(self, model_dir: Path, manifest: Manifest, device: str | None = None) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+        self.model_dir = model_dir
         self.manifest = manifest
         self.max_length = int(manifest.metadata.get("max_length", 128))
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(self.device).eval()
+        self._device_name = device
+        self._device: Any = None
+        self._tokenizer: Any = None
+        self._model: Any = None
+
+    # torch, transformers and the weights load on first use (seconds of start-up): a predictor serving the
+    # ONNX graphs shipped in the verified directory never needs them.
+    @property
+    def device(self) -> Any:
+        """The torch device (cuda when available unless one was requested)."""
+        if self._device is None:
+            import torch
+
+            self._device = torch.device(self._device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return self._device
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face tokenizer saved with the model."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The torch classifier, in eval mode on ``device``."""
+        if self._model is None:
+            from transformers import AutoModelForSequenceClassification
+
+            loaded = AutoModelForSequenceClassification.from_pretrained(self.model_dir)
+            self._model = loaded.to(self.device).eval()
+        return self._model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._model = value
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, Any]:
         """Tokenise a batch (padded to its longest member, truncated to ``max_length``)."""

@@ -25,6 +25,7 @@ from components.common.models import TextClassifier
 from components.common.registry import CHAMPION
 from components.common.results import TrainResult
 from components.common.settings import TrackingSettings
+from components.evaluate.int8 import int8_accuracy_change
 
 EVALUATION_FILE = "evaluation.json"
 PREDICTIONS_FILE = "predictions.parquet"
@@ -45,6 +46,11 @@ class EvaluateSettings(TrackingSettings):
     compare_champion: bool = Field(True, description="also score the registry's champion")
     latency_samples: int = Field(100, description="texts timed one at a time for per-sample latency")
     batch_size: int = Field(4096, ge=1, description="rows of the split read and scored at a time")
+    int8_max_rows: int = Field(
+        20_000,
+        ge=0,
+        description="rows per split on which the int8 graph's accuracy loss is measured (0 = all)",
+    )
     track: bool = True
 
 
@@ -63,6 +69,8 @@ class ModelEvaluation:
     train_run_id: str | None = None
     model_artifact_uri: str | None = None
     registry_version: str | None = None
+    # challenger only: the shipped int8 graph's accuracy vs its fp32 graph per split (components.evaluate.int8)
+    int8: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -215,6 +223,10 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
         elif champion_version is not None:
             evaluation.registry_version = champion_version
         result.models[scoring.role] = evaluation
+    challenger = next(s.model for s in models if s.role == "challenger")
+    result.models["challenger"].int8 = int8_accuracy_change(
+        challenger, settings.validated_dir, settings.int8_max_rows
+    )
     predictions = pd.DataFrame({"label": y, **{f"{s.role}_proba": np.concatenate(s.proba) for s in models}})
     predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
     (out / TABLE_FILE).write_text(result.table() + "\n")

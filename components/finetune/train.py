@@ -30,6 +30,8 @@ from components.common.models import TRANSFORMER_FLAVOR
 from components.common.results import TrainResult, model_dir_of
 from components.common.settings import ComponentError, TrackingSettings
 from components.common.tracking import git_commit
+from components.export.export import export_graphs
+from serving.onnx_export import METADATA_KEY as ONNX_METADATA_KEY
 
 CHECKPOINT_SUBDIR = "checkpoints"
 PACKAGE_PREFIX = "package:"
@@ -277,6 +279,8 @@ def finetune(settings: FinetuneSettings, run_id: str | None = None) -> TrainResu
         tokenizer.save_pretrained(str(tmp))
         for leftover in ("training_args.bin",):  # a pickle; serving never needs it
             (Path(tmp) / leftover).unlink(missing_ok=True)
+        # The serving graphs are built here, once, from the weights just saved: the manifest covers them.
+        metadata[ONNX_METADATA_KEY] = export_graphs(Path(tmp), settings.max_length)
         write_manifest(Path(tmp), TRANSFORMER_FLAVOR, metadata)
     return TrainResult(
         output_dir=settings.output_dir,

@@ -21,6 +21,7 @@ from components.evaluate.evaluation import (
     read_evaluation,
     read_predictions,
 )
+from components.evaluate.int8 import loss_tag
 from components.register.gate import HOLD, REFUSE, GateDecision, GateTest, decide_paired
 from components.register.reference import publish_reference
 
@@ -105,6 +106,9 @@ def lineage_tags(
     for name, value in candidate.metrics.items():
         if isinstance(value, float | int) and not isinstance(value, bool):
             tags[f"metric_{name}"] = f"{value:.6f}" if isinstance(value, float) else str(value)
+    # The predictor serves the int8 graph by default only when the validation loss recorded here is small.
+    for split, change in (candidate.int8 or {}).items():
+        tags[loss_tag(split)] = f"{change['loss_points']:.4f}"
     return tags
 
 

@@ -67,6 +67,8 @@ def test_finetune_writes_a_loadable_model_with_lineage(
     assert metadata["precision"] == result.precision == "fp32"
     assert metadata["max_length"] == 32 and metadata["dataset_hash"] == result.dataset_hash
     assert not (Path(result.model_dir) / "training_args.bin").exists(), "no pickles in the served model"
+    assert {"onnx/model-fp32.onnx", "onnx/model-int8.onnx"} <= set(model.manifest.files)  # exported here
+    assert metadata["onnx"]["checks"]["fp32"]["max_abs_diff"] < 1e-4
     assert latest_checkpoint(tmp_path / "checkpoints") is not None
 
 

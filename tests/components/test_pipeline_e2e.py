@@ -12,6 +12,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from components.common.artifacts import read_manifest
+from components.evaluate.evaluation import read_evaluation
+from serving.onnx_export import GRAPHS
 from tests.conftest import RT_CSV
 
 pytestmark = pytest.mark.integration
@@ -68,6 +71,17 @@ def test_smoke_pipeline_registers_challenger_and_champion_on_mlflow_server(
     train_run = client.get_run(tags["train_run_id"])
     assert train_run.data.params["precision_used"] == "fp32"
     assert train_run.data.tags["dataset_hash"] == tags["dataset_hash"]
+    # The graphs the predictor serves were exported by the pipeline, inside the registered model's digest, and
+    # evaluate measured what int8 costs on validation and test (register recorded it for quantize=auto).
+    registered = read_manifest(tmp_path / "run" / "finetuned" / "model")
+    assert registered.digest == tags["model_digest"]
+    assert set(GRAPHS.values()) <= set(registered.files)
+    for split in ("validation", "test"):
+        assert float(tags[f"int8_accuracy_loss_{split}"]) == pytest.approx(
+            read_evaluation(str(tmp_path / "run" / "evaluation"))
+            .models["challenger"]
+            .int8[split]["loss_points"]
+        )
 
     # Re-running the registration step is idempotent against the server too.
     again = subprocess.run(

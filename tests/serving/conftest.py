@@ -115,8 +115,6 @@ def launch(model_dir: Path | str, workdir: Path, *args: str) -> Server:
         str(payload_dir),
         "--warmup-rounds",
         "1",
-        "--onnx-cache-dir",
-        str(workdir / "onnx"),
         *args,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -175,6 +173,13 @@ def launched(
             "--max-batch-size",
             "16",
         )
+        # the same transformer serving its int8 graph by default: a recorded loss below the bound
+        servers["transformer_int8"] = launch(
+            request.getfixturevalue("tiny_transformer_model_dir"),
+            root / "transformer_int8",
+            "--int8-accuracy-loss",
+            "0.1",
+        )
         yield servers
     finally:
         for server in servers.values():
@@ -194,6 +199,11 @@ def tfidf_server_via_kserve(launched: dict[str, Server]) -> Server:
 @pytest.fixture(scope="session")
 def transformer_server(launched: dict[str, Server]) -> Server:
     return wait_ready(launched["transformer"])
+
+
+@pytest.fixture(scope="session")
+def transformer_int8_server(launched: dict[str, Server]) -> Server:
+    return wait_ready(launched["transformer_int8"])
 
 
 @pytest.fixture(scope="session")

@@ -112,16 +112,21 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("route", ["direct", "via_kserve"])
+ROUTES = {
+    "direct": "tfidf_server",
+    "via_kserve": "tfidf_server_via_kserve",
+    "int8": "transformer_int8_server",
+}
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
 @pytest.mark.parametrize(
     ("path", "body", "headers", "status"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_bad_input_is_a_4xx_json_error(
     request: pytest.FixtureRequest, route: str, path: str, body: bytes, headers: dict, status: int
 ) -> None:
-    server: Server = request.getfixturevalue(
-        "tfidf_server" if route == "direct" else "tfidf_server_via_kserve"
-    )
+    server: Server = request.getfixturevalue(ROUTES[route])
     response = httpx.post(server.url + path, content=body, headers=headers, timeout=30)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -140,17 +145,21 @@ def test_chunked_body_over_the_cap_is_refused(tfidf_server: Server) -> None:
     assert "error" in response.json()
 
 
-def test_server_still_healthy_after_the_bad_inputs(tfidf_server: Server) -> None:
+@pytest.mark.parametrize("route", ["direct", "int8"])
+def test_server_still_healthy_after_the_bad_inputs(request: pytest.FixtureRequest, route: str) -> None:
+    server: Server = request.getfixturevalue(ROUTES[route])
     for _, path, body, headers, _ in CASES:
-        httpx.post(tfidf_server.url + path, content=body, headers=headers, timeout=30)
-    assert httpx.get(tfidf_server.url + "/v2/health/ready", timeout=5).status_code == 200
-    response = tfidf_server.v1(["still serving after all that"])
+        httpx.post(server.url + path, content=body, headers=headers, timeout=30)
+    assert httpx.get(server.url + "/v2/health/ready", timeout=5).status_code == 200
+    response = server.v1(["still serving after all that"])
     assert response.status_code == 200
-    metrics = tfidf_server.metrics()
+    metrics = server.metrics()
     server_errors = [
         v
         for (name, labels), v in metrics.items()
         if name == "sentiment_requests_total" and dict(labels)["status_code"].startswith("5")
     ]
     assert sum(server_errors) == 0
+    precision = {dict(labels)["precision"] for (name, labels) in metrics if name == "sentiment_model_info"}
+    assert precision == {"fp64" if route == "direct" else "int8-dynamic"}  # int8: its recorded loss is 0.1
     assert metrics[("sentiment_requests_total", (("endpoint", "v1_predict"), ("status_code", "415")))] >= 2

@@ -1,20 +1,23 @@
-"""Inference engines without HTTP: the sub-batch split, torch vs ONNX Runtime answers, the ONNX
-build cache and its check against torch."""
+"""Inference engines without HTTP: the sub-batch split, torch vs ONNX Runtime answers, the shipped ONNX
+graphs (in the manifest, checked against torch's recorded answers at load) and when int8 is served."""
 
 from __future__ import annotations
 
 import itertools
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from components.common.artifacts import ArtifactError
-from components.common.models import TransformerModel, load_model
+from components.common.artifacts import ArtifactError, read_manifest, sha256_file, write_manifest
+from components.common.models import TRANSFORMER_FLAVOR, load_model
 from serving.config import ServingSettings
-from serving.engine import OnnxEngine, TorchEngine, build_engine, split_batch
-from serving.onnx_export import ONNX_FILE, build_onnx
+from serving.engine import OnnxEngine, TorchEngine, build_engine, recorded_int8_loss, split_batch
+from serving.onnx_export import GRAPHS
 from serving.probe import PROBE_TEXTS
 
 
@@ -44,11 +47,6 @@ def test_split_batch_finds_the_cheapest_cut(call_cost: int) -> None:
     assert split_batch([3, 3, 64, 64], 1) == [2, 4]  # two length groups, padded separately
 
 
-@pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("onnx_cache")
-
-
 def _texts(rt_frame) -> list[str]:
     texts = rt_frame["text"].iloc[:40].tolist() + list(PROBE_TEXTS)
     random.Random(1).shuffle(texts)
@@ -58,10 +56,10 @@ def _texts(rt_frame) -> list[str]:
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
 @pytest.mark.parametrize("call_cost", [0, 48, 10**9])
 def test_engines_answer_each_text_in_request_order(
-    runtime: str, call_cost: int, tiny_transformer_model_dir: Path, onnx_cache: Path, rt_frame
+    runtime: str, call_cost: int, tiny_transformer_model_dir: Path, rt_frame
 ) -> None:
     texts = _texts(rt_frame)
-    settings = ServingSettings(runtime=runtime, onnx_cache_dir=str(onnx_cache), call_cost_tokens=call_cost)
+    settings = ServingSettings(runtime=runtime, call_cost_tokens=call_cost)
     engine = build_engine(load_model(tiny_transformer_model_dir), settings)
     assert isinstance(engine, OnnxEngine if runtime == "onnx" else TorchEngine)
     reference = load_model(tiny_transformer_model_dir)
@@ -70,52 +68,101 @@ def test_engines_answer_each_text_in_request_order(
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_runtime_auto_is_onnx_on_cpu(tiny_transformer_model_dir: Path, onnx_cache: Path) -> None:
-    engine = build_engine(
-        load_model(tiny_transformer_model_dir), ServingSettings(onnx_cache_dir=str(onnx_cache))
+def test_serving_onnx_needs_neither_torch_nor_transformers(tiny_transformer_model_dir: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from components.common.models import load_model\n"
+        "from serving.config import ServingSettings\n"
+        "from serving.engine import build_engine\n"
+        f"e = build_engine(load_model(Path({str(tiny_transformer_model_dir)!r})), ServingSettings(device='cpu'))\n"
+        "print(e.precision, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
-    assert isinstance(engine, OnnxEngine) and engine.precision == "fp32"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["fp32", "False", "False"]
 
 
-def test_onnx_build_is_reused_only_while_its_file_is_intact(
+@pytest.mark.parametrize(
+    ("quantize", "recorded_loss", "precision"),
+    [
+        ("auto", None, "fp32"),  # nothing recorded: never int8 by default
+        ("auto", 0.3, "int8-dynamic"),
+        ("auto", 0.5, "int8-dynamic"),
+        ("auto", 0.51, "fp32"),
+        ("none", 0.0, "fp32"),
+        ("dynamic_int8", 2.0, "int8-dynamic"),  # asked for explicitly
+    ],
+)
+def test_int8_by_default_only_when_its_recorded_loss_is_small(
+    tiny_transformer_model_dir: Path, quantize: str, recorded_loss: float | None, precision: str
+) -> None:
+    settings = ServingSettings(quantize=quantize, int8_accuracy_loss=recorded_loss)
+    engine = build_engine(load_model(tiny_transformer_model_dir), settings, recorded_int8_loss(settings, {}))
+    assert isinstance(engine, OnnxEngine) and engine.precision == precision
+
+
+def test_recorded_loss_comes_from_the_setting_else_the_registry_tag() -> None:
+    tag = {"int8_accuracy_loss_validation": "0.200"}
+    assert recorded_int8_loss(ServingSettings(), tag) == pytest.approx(0.2)
+    assert recorded_int8_loss(ServingSettings(int8_accuracy_loss=0.9), tag) == pytest.approx(0.9)
+    assert recorded_int8_loss(ServingSettings(), {}) is None
+    assert recorded_int8_loss(ServingSettings(), {"int8_accuracy_loss_validation": "n/a"}) is None
+
+
+def test_the_model_directory_ships_both_graphs_under_its_manifest(tiny_transformer_model_dir: Path) -> None:
+    manifest = read_manifest(tiny_transformer_model_dir)
+    for graph in GRAPHS.values():
+        assert manifest.files[graph] == sha256_file(tiny_transformer_model_dir / graph)
+    record = manifest.metadata["onnx"]
+    assert len(record["probe_reference"]) == len(PROBE_TEXTS)
+    assert record["checks"]["fp32"]["max_abs_diff"] < 1e-5
+    sizes = {v: (tiny_transformer_model_dir / g).stat().st_size for v, g in GRAPHS.items()}
+    assert sizes["int8"] < sizes["fp32"]  # the MatMul weights really are int8
+
+
+def _copy_model(src: Path, dst: Path, **metadata_changes: object) -> Path:
+    shutil.copytree(src, dst)
+    if metadata_changes:
+        manifest = read_manifest(dst)
+        write_manifest(dst, manifest.flavor, manifest.metadata | metadata_changes)
+    return dst
+
+
+def test_a_tampered_graph_is_refused_at_load(tiny_transformer_model_dir: Path, tmp_path: Path) -> None:
+    pinned = read_manifest(tiny_transformer_model_dir).digest
+    model_dir = _copy_model(tiny_transformer_model_dir, tmp_path / "model")
+    with (model_dir / GRAPHS["int8"]).open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        load_model(model_dir, expected_digest=pinned)
+    manifest = read_manifest(model_dir)  # whoever swapped the graph also rewrites the manifest
+    write_manifest(model_dir, manifest.flavor, manifest.metadata)
+    with pytest.raises(ArtifactError, match="does not match the registered"):
+        load_model(model_dir, expected_digest=pinned)
+
+
+def test_a_graph_that_disagrees_with_torch_is_refused(
     tiny_transformer_model_dir: Path, tmp_path: Path
 ) -> None:
-    model = load_model(tiny_transformer_model_dir)
-    assert isinstance(model, TransformerModel)
-    first = build_onnx(model, tmp_path, "none", PROBE_TEXTS, 1e-4)
-    assert not first.reused and first.mean_prob_diff < 1e-5 and first.label_agreement == 1.0
-    again = build_onnx(model, tmp_path, "none", PROBE_TEXTS, 1e-4)
-    assert again.reused and again.path == first.path
-    assert {p.name for p in first.path.parent.iterdir()} == {"build.json", ONNX_FILE}
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging directory left behind"
-
-    with first.path.open("ab") as handle:  # a tampered or torn cache file is rebuilt, not loaded
-        handle.write(b"\0")
-    rebuilt = build_onnx(model, tmp_path, "none", PROBE_TEXTS, 1e-4)
-    assert not rebuilt.reused and rebuilt.mean_prob_diff < 1e-5
+    record = read_manifest(tiny_transformer_model_dir).metadata["onnx"]
+    wrong = [p + 0.2 if p < 0.5 else p - 0.2 for p in record["probe_reference"]]
+    model_dir = _copy_model(
+        tiny_transformer_model_dir, tmp_path / "model", onnx=record | {"probe_reference": wrong}
+    )
+    for quantize in ("none", "dynamic_int8"):
+        with pytest.raises(ArtifactError, match="refusing to serve it"):
+            build_engine(load_model(model_dir), ServingSettings(runtime="onnx", quantize=quantize))
 
 
-def test_onnx_cache_others_can_write_is_refused(tiny_transformer_model_dir: Path, tmp_path: Path) -> None:
-    model = load_model(tiny_transformer_model_dir)
-    assert isinstance(model, TransformerModel)
-    shared = tmp_path / "shared"
-    shared.mkdir(mode=0o777)
-    shared.chmod(0o777)
-    with pytest.raises(ArtifactError, match="group/world-writable"):
-        build_onnx(model, shared, "none", PROBE_TEXTS, 1e-4)
-    assert list(shared.iterdir()) == []
-
-
-def test_int8_onnx_is_checked_against_torch(tiny_transformer_model_dir: Path, tmp_path: Path) -> None:
-    model = load_model(tiny_transformer_model_dir)
-    assert isinstance(model, TransformerModel)
-    build = build_onnx(model, tmp_path, "dynamic_int8", PROBE_TEXTS, 1.0)
-    assert build.precision == "int8-dynamic"
-    fp32_size = build_onnx(model, tmp_path, "none", PROBE_TEXTS, 1e-4).path.stat().st_size
-    assert build.path.stat().st_size < fp32_size  # the MatMul weights really are int8
-    assert 0 < build.mean_prob_diff < 0.05
-    with pytest.raises(ArtifactError, match="refusing to serve it"):
-        build_onnx(model, tmp_path, "dynamic_int8", PROBE_TEXTS, build.mean_prob_diff / 2)
+def test_a_model_without_graphs_is_served_by_torch_not_exported(
+    tiny_checkpoint_dir: Path, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint_dir, model_dir)
+    write_manifest(model_dir, TRANSFORMER_FLAVOR, {"max_length": 64})
+    assert isinstance(build_engine(load_model(model_dir), ServingSettings()), TorchEngine)
+    with pytest.raises(ArtifactError, match="ships no verified ONNX fp32 graph"):
+        build_engine(load_model(model_dir), ServingSettings(runtime="onnx"))
+    assert not (model_dir / "onnx").exists()
 
 
 @pytest.mark.gpu

@@ -1,0 +1,3 @@
+from components.export.cli import main
+
+main()
