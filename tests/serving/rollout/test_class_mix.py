@@ -21,23 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from serving.rollout.analysis import TrackMetrics, Verdict, decide
+from serving.rollout.analysis import Verdict, decide
 from serving.rollout.settings import AnalysisSettings
 from tests.conftest import REPO_ROOT, free_port, require_binary, wait_for_http
-from tests.serving.rollout.test_canary import _prometheus_config, _query, _wait_until
+from tests.serving.rollout.test_analysis import STABLE as BINARY_STABLE
+from tests.serving.rollout.test_canary import STABLE, _prometheus_config, _query, _wait_until, analyse
 
 CLASSES = ("rt-negative", "rt-positive", "imdb-negative", "imdb-positive")
-STABLE = "sentiment-predictor-00001"
 SAME = "sentiment-predictor-00002"
 SHIFTED = "sentiment-predictor-00003"
 SETTINGS = AnalysisSettings(canary_selector='revision="b"', stable_selector='revision="a"', min_requests=100)
-BASE = TrackMetrics(
-    selector='revision="a"',
-    model_versions=("1",),
+BASE = replace(
+    BINARY_STABLE,
     requests=400,
-    errors=0,
-    p95_s=0.02,
-    p99_s=0.05,
     predictions=400,
     positive=0,
     confidence_sum=400 * 0.8,
@@ -152,41 +148,18 @@ def prometheus_url() -> Iterator[str]:
                 proc.kill()
 
 
-def _analyse(url: str, canary: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from serving.rollout.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(
-            [
-                "analyse",
-                "--prometheus-url",
-                url,
-                "--canary-selector",
-                f'revision="{canary}"',
-                "--stable-selector",
-                f'revision="{STABLE}"',
-                "--analysis-window",
-                "2m",
-            ]
-        )
-    return int(exc.value.code or 0), capsys.readouterr().out
-
-
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("canary", "code", "expected"),
+    [
+        (SHIFTED, 2, "verdict: ROLLBACK (exit 2): class mix shift: canary"),
+        (SAME, 0, "verdict: PROMOTE (exit 0)"),
+    ],
+)
 def test_canary_whose_class_mix_shifted_is_rolled_back(
-    prometheus_url: str, capsys: pytest.CaptureFixture[str]
+    prometheus_url: str, canary: str, code: int, expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out = _analyse(prometheus_url, SHIFTED, capsys)
-    assert code == 2, out
-    assert "verdict: ROLLBACK (exit 2): class mix shift: canary" in out and "'imdb-positive'" in out
-    assert "positive rate shift" not in out
-
-
-@pytest.mark.integration
-def test_canary_with_the_same_class_mix_is_promoted(
-    prometheus_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out = _analyse(prometheus_url, SAME, capsys)
-    assert code == 0, out
-    assert "class mix shift" in out and "verdict: PROMOTE" in out
+    got, out, _ = analyse(prometheus_url, canary, capsys=capsys)
+    assert got == code and expected in out, out
+    assert "class mix shift" in out and "positive rate shift" not in out
+    assert ("'imdb-positive'" in out) == (canary == SHIFTED)
