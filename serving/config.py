@@ -73,10 +73,12 @@ class ServingSettings(ComponentSettings):
     max_queue: int = Field(1024, ge=1, description="queued texts before requests get 503")
     warmup_rounds: int = Field(3, ge=0, description="warm-up passes per batch size at load")
 
-    # Payload logging (drift monitoring)
+    # Metrics: bounded label cardinality for tasks with many classes
     max_metric_classes: int = Field(
         20, ge=1, le=200, description="classes (by id) labelled by name in metrics; the rest count as 'other'"
     )
+
+    # Payload logging (drift monitoring)
     payload_log_uri: str | None = Field(None, description="sink dir or gs:// URI; unset = off")
     payload_log_sample_rate: float = Field(1.0, ge=0, le=1, description="fraction of texts logged")
     payload_log_flush_s: float = Field(10.0, gt=0, description="flush interval in seconds")
