@@ -83,6 +83,11 @@ class ServingSettings(ComponentSettings):
         description="warm-up passes per batch size at load (after the probe check ran the graph once)",
     )
 
+    # Metrics: bounded label cardinality for tasks with many classes
+    max_metric_classes: int = Field(
+        20, ge=1, le=200, description="classes (by id) labelled by name in metrics; the rest count as 'other'"
+    )
+
     # Payload logging (drift monitoring)
     payload_log_uri: str | None = Field(None, description="sink dir or gs:// URI; unset = off")
     payload_log_sample_rate: float = Field(1.0, ge=0, le=1, description="fraction of texts logged")

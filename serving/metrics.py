@@ -26,6 +26,12 @@ LATENCY = Histogram(
 BATCH_SIZE = Histogram("sentiment_batch_size", "Texts per model call (micro-batch)", buckets=BATCH_BUCKETS)
 PREDICTIONS = Counter("sentiment_predictions", "Predictions by label name", ["label"])
 CONFIDENCE = Histogram("sentiment_prediction_confidence", "Max-class probability", buckets=CONFIDENCE_BUCKETS)
+CLASS_CONFIDENCE = Histogram(
+    "sentiment_class_confidence",
+    "Max-class probability by predicted class name (bounded: see metric_label)",
+    ["label"],
+    buckets=CONFIDENCE_BUCKETS,
+)
 POSITIVE_PROB = Histogram(
     "sentiment_positive_probability", "Positive-class probability", buckets=PROB_BUCKETS
 )
@@ -47,13 +53,81 @@ PAYLOAD_LOG_BUFFER_BYTES = Gauge(
 )
 PAYLOAD_LOG_RECORDS = Counter("sentiment_payload_log_records", "Payload records written to the sink")
 
-_PREDICTION_CHILDREN = {name: PREDICTIONS.labels(label=name) for name in LABELS}
+OTHER_LABEL = "other"
+DEFAULT_MAX_METRIC_CLASSES = 20
 
 
-def observe_predictions(texts: Sequence[str], probs: np.ndarray) -> None:
-    """Record the distribution metrics of one request's predictions."""
-    for text, prob in zip(texts, probs.tolist(), strict=True):
-        _PREDICTION_CHILDREN[LABELS[int(prob >= 0.5)]].inc()
-        CONFIDENCE.observe(max(prob, 1.0 - prob))
-        POSITIVE_PROB.observe(prob)
+def metric_label(name: str, index: int, max_classes: int = DEFAULT_MAX_METRIC_CLASSES) -> str:
+    """The Prometheus label value of class ``index`` (named ``name``): the name for the first
+    ``max_classes`` classes by id, ``other`` beyond, so a task with many classes cannot explode the series."""
+    return name if index < max_classes else OTHER_LABEL
+
+
+def class_matrix(
+    probs: np.ndarray | Sequence[float] | Sequence[Sequence[float]], names: Sequence[str] = LABELS
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Per-request outputs as (class names, probability matrix (n, k)); the one place where today's binary
+    engine output (1-D positive-class probabilities) becomes the N-class shape."""
+    proba = np.asarray(probs, dtype=float)
+    if proba.ndim == 1:
+        if tuple(names) != LABELS:
+            raise ValueError(f"1-D probabilities are binary {LABELS}, not {tuple(names)}")
+        proba = np.column_stack([1.0 - proba, proba]) if len(proba) else np.zeros((0, 2))
+    if proba.ndim != 2 or proba.shape[1] != len(names):
+        raise ValueError(f"probabilities of shape {proba.shape} do not match {len(names)} class names")
+    return tuple(names), proba
+
+
+def predicted_classes(names: tuple[str, ...], proba: np.ndarray) -> np.ndarray:
+    """The predicted class id per row: argmax, except binary, where P(positive) >= 0.5 wins a tie as
+    it always has (the served ``label`` and the metrics must agree)."""
+    if names == LABELS:
+        return (proba[:, 1] >= 0.5).astype(int)
+    return proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
+
+
+class _ClassSeries:
+    """The pre-created metric children of one class set (so every class shows up with 0 from the start)."""
+
+    def __init__(self, names: tuple[str, ...], max_classes: int) -> None:
+        self.names = names
+        labels = [metric_label(name, i, max_classes) for i, name in enumerate(names)]
+        self.predictions = [PREDICTIONS.labels(label=label) for label in labels]
+        self.confidence = [CLASS_CONFIDENCE.labels(label=label) for label in labels]
+
+
+_series: dict[tuple[tuple[str, ...], int], _ClassSeries] = {}
+
+
+def class_series(
+    names: Sequence[str] = LABELS, max_classes: int = DEFAULT_MAX_METRIC_CLASSES
+) -> _ClassSeries:
+    """The (cached) metric children of a class set; call at load time to expose every class at 0."""
+    key = (tuple(names), max_classes)
+    if key not in _series:
+        _series[key] = _ClassSeries(key[0], max_classes)
+    return _series[key]
+
+
+class_series()  # binary: "negative"/"positive" exist at 0 before the first request, as before
+
+
+def observe_predictions(
+    texts: Sequence[str],
+    probs: np.ndarray | Sequence[float],
+    names: Sequence[str] = LABELS,
+    max_classes: int = DEFAULT_MAX_METRIC_CLASSES,
+) -> None:
+    """Record the distribution metrics of one request's predictions (``probs``: (n, k), or binary 1-D)."""
+    names, proba = class_matrix(probs, names)
+    series = class_series(names, max_classes)
+    predicted = predicted_classes(names, proba).tolist()
+    confidence = proba.max(axis=1).tolist() if len(proba) else []
+    binary = names == LABELS
+    for text, index, conf, row in zip(texts, predicted, confidence, proba[:, -1].tolist(), strict=True):
+        series.predictions[index].inc()
+        series.confidence[index].observe(conf)
+        CONFIDENCE.observe(conf)
+        if binary:  # the positive-probability histogram exists for binary sentiment only
+            POSITIVE_PROB.observe(row)
         INPUT_LENGTH.observe(len(text))

@@ -18,7 +18,7 @@ from components.common.models import LABELS
 from serving.batching import MicroBatcher
 from serving.config import ServingSettings
 from serving.engine import build_engine, recorded_int8_loss, warm_up
-from serving.metrics import MODEL_INFO, observe_predictions
+from serving.metrics import MODEL_INFO, class_matrix, observe_predictions
 from serving.payload_log import PayloadLogger
 from serving.protocol import InputError, Limits, ParsedRequest, v1_texts, v2_texts
 
@@ -107,9 +107,11 @@ class SentimentPredictor(kserve.Model):
     async def postprocess(self, result: Any, headers: dict[str, str] | None = None, *_: Any) -> Any:
         """Record metrics and the payload log, then shape the response for the caller's protocol."""
         request, probs = result
-        observe_predictions(request.texts, probs)
+        # the one conversion of the engine's output to (class names, (n, k) probabilities) for monitoring
+        names, proba = class_matrix(probs)
+        observe_predictions(request.texts, proba, names, self.settings.max_metric_classes)
         if self.payload_log is not None:
-            self.payload_log.log(request.request_id, self.version, request.texts, probs.tolist())
+            self.payload_log.log(request.request_id, self.version, request.texts, proba, names)
         labels = (probs >= 0.5).astype(int).tolist()
         probabilities = [round(float(p), 6) for p in probs.tolist()]
         if request.v2:

@@ -21,14 +21,18 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
+import numpy as np
 import orjson
 
 from components.common.artifacts import atomic_write_chunks
+from components.common.models import LABELS
 from serving.metrics import (
     PAYLOAD_LOG_BUFFER_BYTES,
     PAYLOAD_LOG_ERRORS,
     PAYLOAD_LOG_OVERFLOW,
     PAYLOAD_LOG_RECORDS,
+    class_matrix,
+    predicted_classes,
 )
 
 log = logging.getLogger(__name__)
@@ -81,27 +85,41 @@ class PayloadLogger:
     def start(self) -> None:
         self._thread.start()
 
-    def log(self, request_id: str, model_version: str, texts: Sequence[str], probs: Sequence[float]) -> None:
-        """Buffer the sampled records of one request (never raises, never blocks on the sink)."""
+    def log(
+        self,
+        request_id: str,
+        model_version: str,
+        texts: Sequence[str],
+        probs: np.ndarray | Sequence[float] | Sequence[Sequence[float]],
+        names: Sequence[str] = LABELS,
+    ) -> None:
+        """Buffer the sampled records of one request (never raises, never blocks on the sink).
+
+        ``probs``: the (n, k) class probabilities in ``names`` order, or binary 1-D P(positive).
+        """
         now = datetime.now(UTC)
         ts = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         partition = f"dt={ts[:10]}/hour={ts[11:13]}"
-        lines = [
-            orjson.dumps(
-                {
-                    "ts": ts,
-                    "request_id": request_id,
-                    "model_name": self.model_name,
-                    "model_version": model_version,
-                    "text": text,
-                    "label": int(prob >= 0.5),
-                    "probability": round(float(prob), 6),
-                }
-            )
-            + b"\n"
-            for text, prob in zip(texts, probs, strict=True)
-            if self.sample_rate >= 1.0 or random.random() < self.sample_rate
-        ]
+        names, proba = class_matrix(probs, names)
+        predicted = predicted_classes(names, proba).tolist()
+        binary = names == LABELS
+        lines = []
+        for text, index, row in zip(texts, predicted, np.round(proba, 6).tolist(), strict=True):
+            if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
+                continue
+            record = {
+                "ts": ts,
+                "request_id": request_id,
+                "model_name": self.model_name,
+                "model_version": model_version,
+                "text": text,
+                "label": names[index],
+                "class_index": index,
+                "probabilities": dict(zip(names, row, strict=True)),
+            }
+            if binary:  # binary keeps today's P(positive) field (old readers, dashboards)
+                record["probability"] = row[1]
+            lines.append(orjson.dumps(record) + b"\n")
         dropped = 0
         with self._lock:
             bucket = self._buffer.setdefault(partition, [])

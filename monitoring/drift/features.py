@@ -6,14 +6,16 @@
   (leave-one-out): otherwise the reference OOV rate would be 0 by construction and any live traffic would
   look drifted.
 - ``non_ascii_share``: share of characters outside ASCII (encoding problems, other languages, emoji).
-- ``probability`` (positive class), ``confidence`` (max-class probability), ``predicted_label``.
+- ``probability`` (positive class; binary tasks only), ``confidence`` (max-class probability),
+  ``predicted_label`` (the predicted class name: the class mix).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,6 +25,43 @@ DESCRIPTORS = ("length_chars", "word_count", "oov_rate", "non_ascii_share")
 PREDICTION_FEATURES = ("probability", "confidence")
 CATEGORICAL_FEATURES = ("predicted_label",)
 TEXT_FEATURE = "text"
+BINARY_LABELS = ("negative", "positive")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-row predictions as monitoring sees them: class name, max-class probability, and P(positive)
+    for a binary task (None otherwise)."""
+
+    label: np.ndarray
+    confidence: np.ndarray
+    probability: np.ndarray | None = None
+
+    @classmethod
+    def from_binary(cls, probabilities: Sequence[float] | np.ndarray) -> Predictions:
+        """Binary sentiment: P(positive) per row (>= 0.5 is positive, as serving labels it)."""
+        proba = np.asarray(probabilities, dtype=float)
+        label = np.where(proba >= 0.5, BINARY_LABELS[1], BINARY_LABELS[0]).astype(object)
+        return cls(label, np.maximum(proba, 1.0 - proba), proba)
+
+    @classmethod
+    def from_matrix(cls, names: Sequence[str], proba: np.ndarray) -> Predictions:
+        """(n, k) class probabilities in ``names`` order; binary names keep the binary features."""
+        proba = np.asarray(proba, dtype=float)
+        if proba.ndim != 2 or proba.shape[1] != len(names):
+            raise ValueError(f"probabilities of shape {proba.shape} do not match {len(names)} class names")
+        if tuple(names) == BINARY_LABELS:
+            return cls.from_binary(proba[:, 1])
+        label = np.asarray(names, dtype=object)[proba.argmax(axis=1)] if len(proba) else np.zeros(0, object)
+        return cls(label, proba.max(axis=1) if len(proba) else np.zeros(0))
+
+    @classmethod
+    def from_dicts(cls, rows: Iterable[Mapping[str, float]]) -> Predictions:
+        """Rows of {class name: probability} (payload log ``probabilities``, a reference column)."""
+        rows = list(rows)
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        proba = np.array([[float(row.get(name, 0.0)) for name in names] for row in rows], dtype=float)
+        return cls.from_matrix(tuple(names), proba.reshape(len(rows), len(names)))
 
 
 def tokenize(text: str) -> list[str]:
@@ -66,11 +105,14 @@ def non_ascii_share(texts: pd.Series) -> np.ndarray:
 
 def build_features(
     texts: Sequence[str],
-    probabilities: Sequence[float] | np.ndarray | None,
+    probabilities: Sequence[float] | np.ndarray | Predictions | None,
     vocabulary: Vocabulary,
     leave_one_out: bool = False,
 ) -> pd.DataFrame:
-    """One row per text: descriptors, prediction features (when probabilities are known) and the text."""
+    """One row per text: descriptors, prediction features (when predictions are known) and the text.
+
+    ``probabilities``: binary P(positive) per row, or ``Predictions`` for any number of classes.
+    """
     series = pd.Series(list(texts), dtype=object).astype(str)
     frame = pd.DataFrame(
         {
@@ -81,9 +123,14 @@ def build_features(
         }
     )
     if probabilities is not None:
-        proba = np.asarray(probabilities, dtype=float)
-        frame["probability"] = proba
-        frame["confidence"] = np.maximum(proba, 1.0 - proba)
-        frame["predicted_label"] = np.where(proba >= 0.5, "positive", "negative")
+        predictions = (
+            probabilities
+            if isinstance(probabilities, Predictions)
+            else Predictions.from_binary(probabilities)
+        )
+        if predictions.probability is not None:
+            frame["probability"] = predictions.probability
+        frame["confidence"] = predictions.confidence
+        frame["predicted_label"] = predictions.label
     frame[TEXT_FEATURE] = series
     return frame

@@ -65,6 +65,8 @@ class DriftResult:
     drift_share: float | None = None
     features: dict[str, FeatureDrift] = field(default_factory=dict)
     prediction: dict[str, float] = field(default_factory=dict)
+    class_mix: dict[str, Any] = field(default_factory=dict)
+    class_confidence: dict[str, dict[str, Any]] = field(default_factory=dict)
     other_versions: dict[str, int] = field(default_factory=dict)
     bad_lines: int = 0
     bad_line_reasons: dict[str, int] = field(default_factory=dict)
@@ -110,10 +112,12 @@ def _read_reference_table(uri: str) -> pd.DataFrame:
     return frame
 
 
-def load_reference(settings: DriftSettings) -> Reference:
+def load_reference(settings: DriftSettings, class_names: tuple[str, ...] | None = None) -> Reference:
     """The reference features: vocabulary from the training split, rows from ``reference_split``.
 
-    Predictions come from the table's ``probability`` column when present, else from ``model_uri``.
+    Predictions come from the table's ``probability`` (binary) or ``probabilities`` ({name: p} or its JSON)
+    column when present, else from ``model_uri``; ``class_names`` (in id order, from the payload logs)
+    name the columns of a model's (n, k) output.
     """
     table = _read_reference_table(settings.reference_uri)
     has_split = "split" in table.columns
@@ -128,19 +132,49 @@ def load_reference(settings: DriftSettings) -> Reference:
     if rows.empty:
         raise ComponentError(f"reference split {settings.reference_split!r} is empty")
     texts = rows["text"].astype(str).tolist()
-    probabilities: np.ndarray | None = None
+    probabilities: np.ndarray | features.Predictions | None = None
     if "probability" in rows.columns:
         probabilities = rows["probability"].to_numpy(dtype=float)
+    elif "probabilities" in rows.columns:
+        probabilities = _predictions_column(rows["probabilities"])
     dataset_hash = data.dataset_hash(table) if {"label", "split"} <= set(table.columns) else None
     if probabilities is None and settings.model_uri:
-        probabilities = _reference_predictions(settings, texts, dataset_hash)
+        probabilities = _model_predictions(_reference_predictions(settings, texts, dataset_hash), class_names)
     leave_one_out = not has_split or settings.reference_split in ("train", "all")
     frame = features.build_features(texts, probabilities, vocabulary, leave_one_out=leave_one_out)
     return Reference(frame=frame, vocabulary=vocabulary, dataset_hash=dataset_hash)
 
 
+def _predictions_column(column: pd.Series) -> features.Predictions:
+    """A reference ``probabilities`` column ({name: p} per row, or that as JSON) as predictions."""
+    try:
+        rows = [json.loads(v) if isinstance(v, str | bytes) else dict(v) for v in column]
+        return features.Predictions.from_dicts(rows)
+    except (ValueError, TypeError) as exc:
+        raise ComponentError(
+            f"reference probabilities column is not {{class name: probability}}: {exc}"
+        ) from None
+
+
+def _model_predictions(
+    proba: np.ndarray, class_names: tuple[str, ...] | None
+) -> np.ndarray | features.Predictions:
+    """A model's output as predictions: 1-D P(positive) (binary), or (n, k) columns in class-id order."""
+    if proba.ndim == 1:
+        return proba
+    names = class_names if class_names and len(class_names) == proba.shape[1] else None
+    if names is None and proba.shape[1] == 2:
+        names = features.BINARY_LABELS
+    if names is None:
+        raise ComponentError(
+            f"the reference model has {proba.shape[1]} classes but the payload logs name {class_names}"
+        )
+    return features.Predictions.from_matrix(names, proba)
+
+
 def _reference_predictions(settings: DriftSettings, texts: list[str], dataset_hash: str | None) -> np.ndarray:
-    """The model's positive-class probabilities on the reference texts, cached per (model digest, texts).
+    """The model's probabilities on the reference texts (binary 1-D P(positive) or (n, k)), cached per
+    (model digest, texts).
 
     A transformer on CPU takes minutes for the training split; the hourly CronJob computes them once per
     model version: ``<log_root>/<model_name>/drift/reference-cache/<model digest>-<texts hash>.parquet``.
@@ -160,12 +194,19 @@ def _reference_predictions(settings: DriftSettings, texts: list[str], dataset_ha
     try:
         cached = data.read_validated(cache)
         if cached["text"].tolist() == texts:
-            return cached["probability"].to_numpy(dtype=float)
+            if "probability" in cached.columns:
+                return cached["probability"].to_numpy(dtype=float)
+            return np.array([json.loads(v) for v in cached["probabilities"]], dtype=float)
     except Exception:  # absent or unreadable cache: recompute
         log.info("no usable reference prediction cache at %s", cache)
     probabilities = np.asarray(files.load().model.predict_proba(texts), dtype=float)
     try:
-        data.write_validated(pd.DataFrame({"text": texts, "probability": probabilities}), cache)
+        column = (
+            {"probability": probabilities}
+            if probabilities.ndim == 1
+            else {"probabilities": [json.dumps(row) for row in probabilities.tolist()]}
+        )
+        data.write_validated(pd.DataFrame({"text": texts, **column}), cache)
     except Exception as exc:  # a read-only sink must not fail the run
         log.warning("cannot write reference prediction cache %s: %s", cache, exc)
     return probabilities
@@ -288,25 +329,28 @@ def run_drift(settings: DriftSettings, now: datetime | None = None) -> DriftResu
 
 
 def _compare(settings: DriftSettings, current_logs: pd.DataFrame, result: DriftResult) -> dict[str, Any]:
-    reference = load_reference(settings)
+    class_names = _class_names(current_logs)
+    reference = load_reference(settings, class_names)
     ref = reference.frame
     vocabulary = reference.vocabulary
     result.reference_rows = len(ref)
     result.settings["vocabulary_size"] = len(vocabulary)
     if reference.dataset_hash:
         result.settings["reference_dataset_hash"] = reference.dataset_hash
-    cur = features.build_features(
-        current_logs["text"].tolist(), current_logs["probability"].to_numpy(dtype=float), vocabulary
-    )
+    cur = features.build_features(current_logs["text"].tolist(), _log_predictions(current_logs), vocabulary)
     methods, thresholds = settings.methods(), settings.thresholds()
     numerical = list(features.DESCRIPTORS)
     categorical: list[str] = []
-    if "probability" in ref.columns:
-        numerical += list(features.PREDICTION_FEATURES)
+    if "predicted_label" in ref.columns:
+        # P(positive) exists for binary tasks only; confidence and the class mix for any task
+        numerical += [f for f in features.PREDICTION_FEATURES if f in ref.columns and f in cur.columns]
         categorical += list(features.CATEGORICAL_FEATURES)
-        result.prediction = {
-            "current_positive_rate": float((cur["probability"] >= 0.5).mean()),
-            "reference_positive_rate": float((ref["probability"] >= 0.5).mean()),
+        if "probability" in numerical:
+            result.prediction = {
+                "current_positive_rate": float((cur["probability"] >= 0.5).mean()),
+                "reference_positive_rate": float((ref["probability"] >= 0.5).mean()),
+            }
+        result.prediction |= {
             "current_mean_confidence": float(cur["confidence"].mean()),
             "reference_mean_confidence": float(ref["confidence"].mean()),
         }
@@ -319,7 +363,10 @@ def _compare(settings: DriftSettings, current_logs: pd.DataFrame, result: DriftR
     for name in numerical:
         columns[name] = (methods.get(name, settings.num_method), thresholds.get(name, settings.threshold))
     for name in categorical:
-        columns[name] = (methods.get(name, settings.cat_method), thresholds.get(name))
+        columns[name] = (
+            methods.get(name, settings.cat_method),
+            thresholds.get(name, settings.class_mix_threshold),
+        )
     scores, main_snapshot = _evidently_scores(cur, ref, columns, numerical, categorical, [])
     text_threshold = thresholds.get(features.TEXT_FEATURE, settings.text_threshold or DEFAULT_TEXT_THRESHOLD)
     n_text = settings.max_text_rows
@@ -337,9 +384,81 @@ def _compare(settings: DriftSettings, current_logs: pd.DataFrame, result: DriftR
             drift.reference_mean = float(ref[name].mean())
             drift.current_mean = float(cur[name].mean())
     result.features = scores
+    if "predicted_label" in scores:
+        result.class_mix = _class_mix(scores["predicted_label"], cur, ref, class_names)
+        result.class_confidence = _class_confidence(settings, cur, ref)
+        if result.class_mix["drifted"]:
+            result.warnings.append(f"the predicted-class mix drifted: {result.class_mix['score']:.4f}")
     result.drift_share = sum(d.drifted for d in scores.values()) / len(scores)
     result.drift_detected = result.drift_share >= settings.drift_share
     return {"report.html": main_snapshot, "text_report.html": text_snapshot}
+
+
+def _class_names(logs: pd.DataFrame) -> tuple[str, ...]:
+    """The task's class names in id order, as the payload records name them."""
+    pairs = logs[["class_index", "label"]].drop_duplicates().sort_values(["class_index", "label"])
+    return tuple(dict.fromkeys(pairs["label"].astype(str)))
+
+
+def _log_predictions(logs: pd.DataFrame) -> np.ndarray | features.Predictions:
+    """Payload rows as predictions: binary rows (all with P(positive)) exactly as before N-class support."""
+    probability = logs["probability"].to_numpy(dtype=float)
+    labels = set(logs["label"].astype(str))
+    if labels <= set(features.BINARY_LABELS) and not np.isnan(probability).any():
+        return probability
+    return features.Predictions(
+        logs["label"].astype(str).to_numpy(dtype=object), logs["confidence"].to_numpy(dtype=float)
+    )
+
+
+def _shares(labels: pd.Series, names: list[str]) -> dict[str, float]:
+    counts = labels.astype(str).value_counts()
+    return {name: round(float(counts.get(name, 0)) / max(len(labels), 1), 6) for name in names}
+
+
+def _class_mix(
+    drift: FeatureDrift, cur: pd.DataFrame, ref: pd.DataFrame, class_names: tuple[str, ...]
+) -> dict[str, Any]:
+    """The predicted-class distribution test (the ``predicted_label`` feature) with both windows' shares."""
+    seen = set(cur["predicted_label"].astype(str)) | set(ref["predicted_label"].astype(str))
+    names = list(class_names) + sorted(seen - set(class_names))
+    current, reference = _shares(cur["predicted_label"], names), _shares(ref["predicted_label"], names)
+    return {
+        "method": drift.method,
+        "threshold": drift.threshold,
+        "score": drift.score,
+        "drifted": drift.drifted,
+        "classes": names,
+        "current_shares": current,
+        "reference_shares": reference,
+        "max_share_shift": max(abs(current[n] - reference[n]) for n in names) if names else 0.0,
+    }
+
+
+def _class_confidence(
+    settings: DriftSettings, cur: pd.DataFrame, ref: pd.DataFrame
+) -> dict[str, dict[str, Any]]:
+    """Per predicted class, the Wasserstein distance between the two windows' confidence distributions
+    (classes with fewer than ``min_class_rows`` rows on a side are reported without a verdict)."""
+    from scipy.stats import wasserstein_distance
+
+    out: dict[str, dict[str, Any]] = {}
+    cur_groups = dict(tuple(cur.groupby(cur["predicted_label"].astype(str))["confidence"]))
+    ref_groups = dict(tuple(ref.groupby(ref["predicted_label"].astype(str))["confidence"]))
+    for name in sorted(set(cur_groups) | set(ref_groups)):
+        c, r = cur_groups.get(name, pd.Series(dtype=float)), ref_groups.get(name, pd.Series(dtype=float))
+        enough = min(len(c), len(r)) >= settings.min_class_rows
+        score = float(wasserstein_distance(c, r)) if enough else None
+        out[name] = {
+            "current_rows": len(c),
+            "reference_rows": len(r),
+            "current_mean": float(c.mean()) if len(c) else None,
+            "reference_mean": float(r.mean()) if len(r) else None,
+            "score": score,
+            "threshold": settings.class_confidence_threshold,
+            "drifted": None if score is None else score > settings.class_confidence_threshold,
+        }
+    return out
 
 
 def _write_outputs(output_uri: str, result: DriftResult, snapshots: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """Read (and, for tests and benchmarks, write) serving payload logs in the contract layout.
 
 Layout (docs/contracts.md): ``<sink>/<model_name>/dt=YYYY-MM-DD/hour=HH/<host>-<start>-<seq>.jsonl``, each
-line ``{"ts", "request_id", "model_name", "model_version", "text", "label", "probability"}``. Files are
+line ``{"ts", "request_id", "model_name", "model_version", "text", "label", "class_index", "probabilities"}``
+(``label`` the class name, ``probabilities`` {name: p}; binary records also carry ``probability`` =
+P(positive)). Older binary records (``label`` 0/1 and ``probability`` only) are read too. Files are
 published by rename, so a file that does not end in ``.jsonl`` (or starts with ``.``) is still being written
 and is skipped.
 """
@@ -24,7 +26,12 @@ from components.common.artifacts import atomic_write_bytes, is_remote, local_pat
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ("ts", "request_id", "model_name", "model_version", "text", "label", "probability")
+LOG_COLUMNS = (
+    "ts", "request_id", "model_name", "model_version", "text", "label", "class_index", "confidence", "probability",
+)  # fmt: skip
+BINARY_LABELS = ("negative", "positive")  # the default task's class names, ids 0 and 1
+MAX_CLASSES = 1000
+MAX_CLASS_NAME_CHARS = 256
 
 
 MAX_LINE_BYTES = 64 * 1024  # a record holds one text of at most 2000 characters (serving's cap)
@@ -87,28 +94,70 @@ def parse_record(line: bytes, model_name: str) -> tuple[datetime, dict[str, Any]
         raise BadRecord("text_type")
     if len(text) > MAX_TEXT_CHARS:
         raise BadRecord("text_too_long")
-    probability = record.get("probability")
-    if isinstance(probability, bool) or not isinstance(probability, int | float):
-        raise BadRecord("probability_type")
-    try:
-        probability = float(probability)
-    except OverflowError:  # a 400-digit integer
-        raise BadRecord("probability_value") from None
-    if not math.isfinite(probability) or not 0.0 <= probability <= 1.0:
-        raise BadRecord("probability_value")
-    label = record.get("label", int(probability >= 0.5))
-    if isinstance(label, bool) or label not in (0, 1):
-        raise BadRecord("label_value")
+    label, class_index, confidence, probability = _prediction(record)
     row = {
         "ts": ts,
         "request_id": _short_text(record.get("request_id", ""), "request_id"),
         "model_name": _short_text(record.get("model_name", model_name), "model_name"),
         "model_version": _short_text(record.get("model_version", ""), "model_version"),
         "text": text,
-        "label": int(label),
+        "label": label,
+        "class_index": class_index,
+        "confidence": confidence,
         "probability": probability,
     }
     return ts, row
+
+
+def _unit_float(value: Any, reason: str) -> float:
+    """A JSON number in [0, 1] (BadRecord ``<reason>_type`` / ``<reason>_value`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRecord(f"{reason}_type")
+    try:
+        number = float(value)
+    except OverflowError:  # a 400-digit integer
+        raise BadRecord(f"{reason}_value") from None
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise BadRecord(f"{reason}_value")
+    return number
+
+
+def _prediction(record: dict[str, Any]) -> tuple[str, int, float, float]:
+    """(class name, class id, confidence, P(positive) or NaN) of an N-class or an old binary record."""
+    probability = math.nan
+    if "probability" in record or "probabilities" not in record:
+        probability = _unit_float(record.get("probability"), "probability")
+    probabilities = record.get("probabilities")
+    if probabilities is None:  # an old binary record: label 0/1 (or its name), P(positive)
+        label = record.get("label", int(probability >= 0.5))
+        if isinstance(label, str) and label in BINARY_LABELS:
+            label = BINARY_LABELS.index(label)
+        if isinstance(label, bool) or label not in (0, 1):
+            raise BadRecord("label_value")
+        return BINARY_LABELS[int(label)], int(label), max(probability, 1.0 - probability), probability
+    if not isinstance(probabilities, dict) or not 1 <= len(probabilities) <= MAX_CLASSES:
+        raise BadRecord("probabilities_type")
+    if any(len(name) > MAX_CLASS_NAME_CHARS for name in probabilities):
+        raise BadRecord("probabilities_type")
+    values = [_unit_float(v, "probabilities") for v in probabilities.values()]
+    names = list(probabilities)
+    label = record.get("label")
+    class_index = record.get("class_index")
+    if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
+        label = names[label]  # an id where the name was expected
+    if not isinstance(label, str) or label not in probabilities:
+        raise BadRecord("label_value")
+    if class_index is None:
+        class_index = names.index(label)
+    if (
+        isinstance(class_index, bool)
+        or not isinstance(class_index, int)
+        or not 0 <= class_index < MAX_CLASSES
+    ):
+        raise BadRecord("class_index_value")
+    if tuple(names) == BINARY_LABELS and math.isnan(probability):
+        probability = float(probabilities["positive"])
+    return label, class_index, max(values), probability
 
 
 def parse_ts(value: str) -> datetime:
@@ -248,24 +297,39 @@ def write_log_file(
 
 def records_for(
     texts: Iterable[str],
-    probabilities: Iterable[float],
+    probabilities: Iterable[float] | Any,
     start: datetime,
     step: timedelta,
     model_name: str = "sentiment",
     model_version: str = "1",
+    names: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
-    """Contract-shaped payload records for ``texts``, timestamped from ``start`` every ``step``."""
+    """Contract-shaped payload records for ``texts``, timestamped from ``start`` every ``step``.
+
+    Without ``names``: old-style binary records (``label`` 0/1, ``probability``), as logs written before
+    N-class support. With ``names``: ``probabilities`` rows (n, k) become N-class records as serving writes.
+    """
     out = []
     for i, (text, prob) in enumerate(zip(texts, probabilities, strict=True)):
-        out.append(
-            {
-                "ts": (start + i * step).isoformat().replace("+00:00", "Z"),
-                "request_id": f"req-{i:08d}",
-                "model_name": model_name,
-                "model_version": model_version,
-                "text": text,
-                "label": int(prob >= 0.5),
-                "probability": float(prob),
+        record: dict[str, Any] = {
+            "ts": (start + i * step).isoformat().replace("+00:00", "Z"),
+            "request_id": f"req-{i:08d}",
+            "model_name": model_name,
+            "model_version": model_version,
+            "text": text,
+        }
+        if names is None:
+            record |= {"label": int(prob >= 0.5), "probability": float(prob)}
+        else:
+            row = [float(p) for p in prob]
+            binary = tuple(names) == BINARY_LABELS
+            index = int(row[1] >= 0.5) if binary else max(range(len(row)), key=row.__getitem__)
+            record |= {
+                "label": names[index],
+                "class_index": index,
+                "probabilities": dict(zip(names, row, strict=True)),
             }
-        )
+            if binary:  # as serving writes binary records
+                record["probability"] = row[1]
+        out.append(record)
     return out

@@ -15,6 +15,43 @@ if TYPE_CHECKING:
     from monitoring.drift.job import DriftResult
 
 JOB = "sentiment_drift"
+OTHER_LABEL = "other"  # classes beyond max_metric_classes, as serving's metrics aggregate them
+
+
+def _class_mix_gauges(result: DriftResult, registry: CollectorRegistry, max_classes: int) -> None:
+    """Class-mix score and verdict, the share of each class per window and each class' confidence drift,
+    class names bounded like serving's (the first ``max_classes`` by id by name, the rest ``other``)."""
+    mix = result.class_mix
+    Gauge(
+        "sentiment_drift_class_mix_score",
+        "predicted-class distribution drift score (PSI or Jensen-Shannon, the cat_method)",
+        registry=registry,
+    ).set(mix["score"])
+    Gauge("sentiment_drift_class_mix_drifted", "1 if the predicted-class mix drifted", registry=registry).set(
+        1 if mix["drifted"] else 0
+    )
+    label_of = {name: name if i < max_classes else OTHER_LABEL for i, name in enumerate(mix["classes"])}
+    share = Gauge(
+        "sentiment_drift_class_share",
+        "share of predictions per class name in the reference or the current window",
+        ["label", "window"],
+        registry=registry,
+    )
+    for window in ("reference", "current"):
+        totals: dict[str, float] = {}
+        for name, value in mix[f"{window}_shares"].items():
+            totals[label_of[name]] = totals.get(label_of[name], 0.0) + value
+        for label, value in totals.items():
+            share.labels(label=label, window=window).set(value)
+    score = Gauge(
+        "sentiment_drift_class_confidence_score",
+        "per predicted class: Wasserstein distance of the confidence between the windows",
+        ["label"],
+        registry=registry,
+    )
+    for name, drift in result.class_confidence.items():
+        if drift["score"] is not None and label_of.get(name, OTHER_LABEL) != OTHER_LABEL:
+            score.labels(label=name).set(drift["score"])
 
 
 def build_registry(result: DriftResult, now: float | None = None) -> CollectorRegistry:
@@ -61,6 +98,8 @@ def build_registry(result: DriftResult, now: float | None = None) -> CollectorRe
         for name, drift in result.features.items():
             score.labels(feature=name).set(drift.score)
             drifted.labels(feature=name).set(1 if drift.drifted else 0)
+    if result.class_mix:
+        _class_mix_gauges(result, registry, int(result.settings.get("max_metric_classes", 20)))
     return registry
 
 

@@ -60,7 +60,24 @@ class DriftSettings(ComponentSettings):
     pushgateway_url: str | None = Field(None, description="Pushgateway base URL; unset = do not push")
     push_timeout_s: float = Field(5.0, gt=0, description="timeout of the push request")
     num_method: NumMethod = Field("psi", description="drift test for numeric features: psi, ks, wasserstein")
-    cat_method: str = Field("psi", description="drift test for the predicted label")
+    cat_method: str = Field(
+        "psi", description="drift test for the predicted label, i.e. the class mix (psi, jensenshannon, ...)"
+    )
+    class_mix_threshold: float | None = Field(
+        None, gt=0, description="class-mix (predicted_label) drift threshold (default: the method's own)"
+    )
+    class_confidence_threshold: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="per-class confidence drift: Wasserstein distance of a class's confidence",
+    )
+    min_class_rows: int = Field(
+        30, ge=1, description="per-class confidence is compared with this many rows a side"
+    )
+    max_metric_classes: int = Field(
+        20, ge=1, le=200, description="classes (by id) pushed by name; the rest are pushed as 'other'"
+    )
     feature_methods: str = Field(
         "", description="per-feature overrides, e.g. oov_rate=ks,confidence=wasserstein"
     )

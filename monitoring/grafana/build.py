@@ -323,7 +323,63 @@ def quality() -> Any:
                 [(f"max by (feature) (sentiment_drift_feature_drifted{{{drift}}})", "{{feature}}")],
             )
         )
+        .with_panel(
+            ts(
+                "Class-mix drift (predicted-class distribution)",
+                "none",
+                [
+                    (f"max(sentiment_drift_class_mix_score{{{drift}}})", "score (PSI / Jensen-Shannon)"),
+                    (f"max(sentiment_drift_class_mix_drifted{{{drift}}})", "drifted (1 = test failed)"),
+                ],
+                "The predicted-class mix of the window against the reference, any number of classes.",
+            )
+        )
+        .with_panel(
+            ts(
+                "Class share: reference vs current window",
+                "percentunit",
+                [
+                    (
+                        f"max by (label, window) (sentiment_drift_class_share{{{drift}}})",
+                        "{{label}} ({{window}})",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            ts(
+                "Confidence drift per class",
+                "none",
+                [(f"max by (label) (sentiment_drift_class_confidence_score{{{drift}}})", "{{label}}")],
+                "Wasserstein distance between the windows' confidence of the rows predicted as each class.",
+            )
+        )
         .with_row(db.Row("Live predictions"))
+        .with_panel(
+            ts(
+                "Prediction share by class",
+                "percentunit",
+                [
+                    (
+                        f"sum by (label) (rate(sentiment_predictions_total{{{NS}}}[{rate}])) / scalar(sum(rate(sentiment_predictions_total{{{NS}}}[{rate}])))",
+                        "{{label}}",
+                    )
+                ],
+                "Class names as served; beyond max_metric_classes classes, the rest count as 'other'.",
+            )
+        )
+        .with_panel(
+            ts(
+                "Mean confidence by predicted class",
+                "percentunit",
+                [
+                    (
+                        f"sum by (label) (rate(sentiment_class_confidence_sum{{{NS}}}[{rate}])) / sum by (label) (rate(sentiment_class_confidence_count{{{NS}}}[{rate}]))",
+                        "{{label}}",
+                    )
+                ],
+            )
+        )
         .with_panel(
             ts(
                 "Positive prediction rate",

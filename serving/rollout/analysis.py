@@ -1,5 +1,9 @@
 """Canary analysis: the canary's and the stable model's serving metrics over a window, and a verdict.
 
+A binary (negative/positive) model is checked on its positive rate; a model with other class names on its
+class mix: the largest difference between canary and stable in the share of any class
+(``sentiment_predictions_total`` by ``label``), with the Jensen-Shannon distance shown alongside.
+
 The metrics are the serving contract's (docs/contracts.md): ``sentiment_requests_total``,
 ``sentiment_request_latency_seconds``, ``sentiment_predictions_total``,
 ``sentiment_prediction_confidence`` and ``sentiment_model_info``. A *selector* (PromQL label
@@ -32,6 +36,7 @@ CONFIDENCE_SUM = "sentiment_prediction_confidence_sum"
 CONFIDENCE_COUNT = "sentiment_prediction_confidence_count"
 MODEL_INFO = "sentiment_model_info"
 POSITIVE_LABEL = "positive"
+BINARY_LABELS = frozenset({"negative", POSITIVE_LABEL})
 
 
 class Verdict(enum.Enum):
@@ -60,6 +65,7 @@ class TrackMetrics:
     positive: float
     confidence_sum: float
     confidence_count: float
+    class_counts: dict[str, float] = field(default_factory=dict)
 
     @property
     def error_rate(self) -> float | None:
@@ -70,6 +76,14 @@ class TrackMetrics:
     def positive_rate(self) -> float | None:
         """Share of predictions labelled positive."""
         return self.positive / self.predictions if self.predictions > 0 else None
+
+    @property
+    def class_shares(self) -> dict[str, float] | None:
+        """Share of predictions per class label (classes never predicted left out)."""
+        total = sum(self.class_counts.values())
+        if total <= 0:
+            return None
+        return {label: n / total for label, n in self.class_counts.items() if n > 0}
 
     @property
     def mean_confidence(self) -> float | None:
@@ -134,6 +148,7 @@ def queries(selector: str, window: str) -> dict[str, str]:
         "positive": f"sum({_count(PREDICTIONS, positive, window)})",
         "confidence_sum": f"sum({_count(CONFIDENCE_SUM, selector, window)})",
         "confidence_count": f"sum({_count(CONFIDENCE_COUNT, selector, window)})",
+        "class_counts": f"sum by (label) ({_count(PREDICTIONS, selector, window)})",
     }
 
 
@@ -145,7 +160,9 @@ def collect(prometheus: Prometheus, selector: str, window: str, at: float) -> Tr
             f"no {MODEL_INFO} series match {{{selector}}}: wrong selector, or the pods are not scraped"
         )
     versions = tuple(sorted({s.labels.get("model_version", "?") for s in info}))
-    values = {name: prometheus.scalar(promql, at) for name, promql in queries(selector, window).items()}
+    promql = queries(selector, window)
+    by_class = {s.labels.get("label", "?"): s.value for s in prometheus.query(promql.pop("class_counts"), at)}
+    values = {name: prometheus.scalar(query, at) for name, query in promql.items()}
 
     def count(name: str) -> float:
         return values[name] or 0.0
@@ -161,6 +178,7 @@ def collect(prometheus: Prometheus, selector: str, window: str, at: float) -> Tr
         positive=count("positive"),
         confidence_sum=count("confidence_sum"),
         confidence_count=count("confidence_count"),
+        class_counts={k: v for k, v in by_class.items() if not math.isnan(v)},
     )
 
 
@@ -179,6 +197,33 @@ def _latency_check(
 
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
+
+
+def is_multiclass(canary: TrackMetrics, stable: TrackMetrics) -> bool:
+    """True when either track predicted a class other than negative/positive (binary sentiment)."""
+    predicted = {k for track in (canary, stable) for k, v in track.class_counts.items() if v > 0}
+    return bool(predicted - BINARY_LABELS)
+
+
+def _class_mix_check(canary: TrackMetrics, stable: TrackMetrics, s: AnalysisSettings) -> Check:
+    """The largest |canary - stable| share of any class (stable/canary columns: that class' shares)."""
+    limit = f"|canary - stable| share of every class <= {s.max_class_mix_shift:g}"
+    c_shares, s_shares = canary.class_shares, stable.class_shares
+    if c_shares is None or s_shares is None:
+        return Check("class mix shift", None, None, limit, None)
+    labels = sorted(set(c_shares) | set(s_shares))
+    c = [c_shares.get(k, 0.0) for k in labels]
+    st = [s_shares.get(k, 0.0) for k in labels]
+    worst = max(range(len(labels)), key=lambda i: (abs(c[i] - st[i]), labels[i]))
+    shift = abs(c[worst] - st[worst])
+    mid = [(a + b) / 2 for a, b in zip(c, st, strict=True)]
+
+    def kl(p: list[float]) -> float:
+        return sum(a * math.log2(a / m) for a, m in zip(p, mid, strict=True) if a > 0)
+
+    js = math.sqrt(max((kl(c) + kl(st)) / 2, 0.0))
+    text = f"{limit} (largest: {labels[worst]!r} {shift:.4f}; Jensen-Shannon distance {js:.4f})"
+    return Check("class mix shift", st[worst], c[worst], text, shift <= s.max_class_mix_shift)
 
 
 def checks(canary: TrackMetrics, stable: TrackMetrics, s: AnalysisSettings) -> tuple[Check, ...]:
@@ -208,7 +253,9 @@ def checks(canary: TrackMetrics, stable: TrackMetrics, s: AnalysisSettings) -> t
         ),
         _latency_check("p95 latency", stable.p95_s, canary.p95_s, s.max_p95_latency_s, s),
         _latency_check("p99 latency", stable.p99_s, canary.p99_s, s.max_p99_latency_s, s),
-        Check(
+        _class_mix_check(canary, stable, s)
+        if is_multiclass(canary, stable)
+        else Check(
             "positive rate shift",
             stable.positive_rate,
             canary.positive_rate,

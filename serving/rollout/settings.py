@@ -66,6 +66,12 @@ class AnalysisSettings(ComponentSettings):
     latency_tolerance_s: float = Field(0.05, ge=0, description="absolute slack on the latency ratio check")
     max_positive_rate_shift: float = Field(0.15, ge=0, le=1, description="|canary - stable| positive rate")
     max_confidence_shift: float = Field(0.1, ge=0, le=1, description="|canary - stable| mean confidence")
+    max_class_mix_shift: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="multi-class: |canary - stable| share of any class (binary: positive rate)",
+    )
     decision_file: str | None = Field(None, description="also write the decision and evidence here (JSON)")
 
     @field_validator("analysis_window")

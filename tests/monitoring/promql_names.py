@@ -27,6 +27,7 @@ KNOWN_METRICS = {
             "sentiment_prediction_confidence",
             "sentiment_positive_probability",
             "sentiment_input_length_chars",
+            "sentiment_class_confidence",
         )
         for suffix in ("bucket", "sum", "count")
     ),
@@ -38,6 +39,10 @@ KNOWN_METRICS = {
     "sentiment_drift_feature_drifted",
     "sentiment_drift_current_rows",
     "sentiment_drift_insufficient_data",
+    "sentiment_drift_class_mix_score",
+    "sentiment_drift_class_mix_drifted",
+    "sentiment_drift_class_share",
+    "sentiment_drift_class_confidence_score",
     # standard: Prometheus, kube-state-metrics, Argo Workflows >= 3.6 controller
     "up",
     "kube_job_status_failed",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
@@ -76,9 +77,17 @@ def test_payload_log_records(tfidf_server: Server) -> None:
             break
         time.sleep(0.1)
     record = records[marker]
-    assert set(record) == {"ts", "request_id", "model_name", "model_version", "text", "label", "probability"}
+    assert set(record) == {
+        "ts", "request_id", "model_name", "model_version", "text", "label", "class_index", "probability",
+        "probabilities",
+    }  # fmt: skip
     assert record["request_id"] == "rid-42" and records[marker + " v2"]["request_id"] == "rid-v2"
-    assert record["model_name"] == MODEL and record["label"] in (0, 1) and 0 <= record["probability"] <= 1
+    assert record["model_name"] == MODEL and 0 <= record["probability"] <= 1
+    assert record["probabilities"] == pytest.approx(
+        {"negative": 1 - record["probability"], "positive": record["probability"]}, abs=2e-6
+    )
+    assert record["label"] == ("positive" if record["probability"] >= 0.5 else "negative")
+    assert record["class_index"] == ("negative", "positive").index(record["label"])
     assert record["ts"].endswith("Z")
     files = list(tfidf_server.payload_dir.rglob("*"))
     jsonl = [p for p in files if p.is_file()]
@@ -128,3 +137,61 @@ def test_sampling_rate_is_roughly_honoured(tmp_path: Path, rate: float) -> None:
     logger = PayloadLogger(str(tmp_path), MODEL, sample_rate=rate)
     logger.log("r", "v", ["x"] * 2000, [0.2] * 2000)
     assert 800 < logger.flush() < 1200
+
+
+FOUR = ("rt-negative", "rt-positive", "imdb-negative", "imdb-positive")
+
+
+def test_class_metrics_are_labelled_by_name_with_bounded_cardinality() -> None:
+    from serving.metrics import OTHER_LABEL, class_matrix, metric_label, observe_predictions
+
+    assert [metric_label(n, i, 2) for i, n in enumerate(FOUR)] == [
+        "rt-negative",
+        "rt-positive",
+        "other",
+        "other",
+    ]
+    names, proba = class_matrix([0.2, 0.5])  # today's binary engine output
+    assert names == ("negative", "positive") and proba.tolist() == [[0.8, 0.2], [0.5, 0.5]]
+    before = {n: _value_of("sentiment_predictions_total", n) for n in ("negative", "positive")}
+    observe_predictions(["a", "b"], [0.2, 0.5])  # a tie at 0.5 is positive, as the served label
+    assert {n: _value_of("sentiment_predictions_total", n) - before[n] for n in before} == {
+        "negative": 1,
+        "positive": 1,
+    }
+    many = tuple(f"topic-{i:02d}" for i in range(25))
+    proba = np.eye(25)[[0, 3, 21, 24, 24]]
+    other = _value_of("sentiment_predictions_total", OTHER_LABEL)
+    observe_predictions(["x"] * 5, proba, many, max_classes=20)
+    assert _value_of("sentiment_predictions_total", "topic-03") == 1
+    assert _value_of("sentiment_predictions_total", OTHER_LABEL) - other == 3
+    assert _value_of("sentiment_predictions_total", "topic-21") == 0  # never a series of its own
+    assert _value_of("sentiment_class_confidence_count", "topic-00") == 1
+    with pytest.raises(ValueError, match="do not match"):
+        observe_predictions(["x"], np.ones((1, 3)) / 3, FOUR)
+
+
+def _value_of(name: str, label: str) -> float:
+    return REGISTRY.get_sample_value(name, {"label": label}) or 0.0
+
+
+def test_payload_records_carry_every_class_name_and_probability(tmp_path: Path) -> None:
+    import json
+
+    from serving.payload_log import PayloadLogger
+
+    logger = PayloadLogger(str(tmp_path), MODEL, flush_interval_s=3600)
+    logger.log("r4", "v1", ["a", "b"], np.array([[0.1, 0.2, 0.6, 0.1], [0.7, 0.1, 0.1, 0.1]]), FOUR)
+    logger.log("r2", "v1", ["c"], [0.9])
+    assert logger.flush() == 3
+    records = [
+        json.loads(line) for p in sorted(tmp_path.rglob("*.jsonl")) for line in p.read_text().splitlines()
+    ]
+    by_text = {r["text"]: r for r in records}
+    assert by_text["a"]["label"] == "imdb-negative" and by_text["a"]["class_index"] == 2
+    assert by_text["a"]["probabilities"] == dict(zip(FOUR, [0.1, 0.2, 0.6, 0.1], strict=True))
+    assert "probability" not in by_text["a"] and by_text["b"]["label"] == "rt-negative"
+    assert by_text["c"]["label"] == "positive" and by_text["c"]["class_index"] == 1
+    assert by_text["c"]["probability"] == 0.9 and by_text["c"]["probabilities"] == pytest.approx(
+        {"negative": 0.1, "positive": 0.9}
+    )
