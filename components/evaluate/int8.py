@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from components.common import data as datalib
-from components.common.models import SentimentModel, TransformerModel
+from components.common.models import TextClassifier, TransformerModel
 
 INT8_LOSS_TAG = "int8_accuracy_loss_validation"  # the tag the predictor's quantize=auto reads
 INT8_SPLITS = ("validation", "test")
@@ -25,7 +25,7 @@ def loss_tag(split: str) -> str:
 
 
 def int8_accuracy_change(
-    model: SentimentModel, validated_dir: str, max_rows: int, batch_size: int = 1024
+    model: TextClassifier, validated_dir: str, max_rows: int, batch_size: int = 1024
 ) -> dict[str, dict[str, Any]] | None:
     """Per split: rows, fp32 and int8 accuracy, their label agreement and the loss in points (fp32 minus int8,
     positive = int8 worse); at most ``max_rows`` rows per split (0 = all). None for a model without graphs."""
