@@ -83,7 +83,7 @@ EXPORTER = textwrap.dedent(
     proba = np.full((400, len(names)), 0.1)
     proba[np.arange(400), ids] = 1 - 0.1 * (len(names) - 1)
     metrics.class_series(names)
-    metrics.MODEL_INFO.labels("sentiment", sys.argv[4], "tfidf", "0" * 64).set(1)
+    metrics.MODEL_INFO.labels("sentiment", sys.argv[4], "tfidf", "0" * 64, "fp64").set(1)
     for start in range(0, 400, 2):  # 200 requests of two texts
         metrics.REQUESTS.labels("v1", "200").inc()
         metrics.LATENCY.labels("v1").observe(0.01)
