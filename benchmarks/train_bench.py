@@ -23,6 +23,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,9 +101,14 @@ def main() -> None:
     for repeat in range(args.repeats):
         for name in names:
             settings = base.model_copy(update={**CONFIGS[name], "output_dir": str(work / f"{name}-{repeat}")})
+            cpu_started = time.process_time()
             result = finetune(settings)
+            # CPU seconds of this process (all threads): on a machine shared with other jobs, the work a run
+            # did, which its wall time (and so samples/s) does not show.
+            cpu_seconds = time.process_time() - cpu_started
             row = {
                 "samples_per_s": result.train_samples_per_second,
+                "cpu_ms_per_sample": 1000 * cpu_seconds / len(lengths),
                 "tokens_per_s": result.train_samples_per_second * real_tokens_per_row,
                 "val_accuracy": result.validation_metrics["accuracy"],
                 "pad_share": padded_share(lengths, base.batch_size, CONFIGS[name], base.max_length),
@@ -113,12 +119,16 @@ def main() -> None:
                 f"BENCH repeat {repeat} {name}: " + json.dumps({k: round(v, 3) for k, v in row.items()}),
                 flush=True,
             )
-    print("\nconfig  | samples/s (median, min-max) | real tokens/s (median) | pad share | val acc (median)")
+    print(
+        "\nconfig  | samples/s (median, min-max) | real tokens/s (median) | CPU ms/sample (median) | pad share "
+        "| val acc (median)"
+    )
     for name in names:
         sps = [r["samples_per_s"] for r in runs[name]]
         print(
             f"{name:7} | {statistics.median(sps):6.2f} ({min(sps):.2f}-{max(sps):.2f}) | "
             f"{statistics.median(r['tokens_per_s'] for r in runs[name]):8.0f} | "
+            f"{statistics.median(r['cpu_ms_per_sample'] for r in runs[name]):7.0f} | "
             f"{runs[name][0]['pad_share']:.1%} | {statistics.median(r['val_accuracy'] for r in runs[name]):.4f}"
         )
     if "new" in runs:
