@@ -44,6 +44,7 @@ def main() -> None:
             **overrides,
         )
         result = finetune(settings)
+        result.write()  # evaluate reads it: the selected run can be scored on test as the pipeline would
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # ~270 MB each; the model stays
         print(
             "SWEEP "

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,18 +58,28 @@ def test_fp16_needs_cuda() -> None:
             choose_precision("fp16")
 
 
+def _tiny_settings(out: Path, validated: Path, checkpoint: Path, **overrides: Any) -> FinetuneSettings:
+    """Settings for fine-tuning the tiny checkpoint on the smoke data, untracked."""
+    return FinetuneSettings(
+        validated_dir=str(validated),
+        output_dir=str(out),
+        base_model=str(checkpoint),
+        track=False,
+        **overrides,
+    )
+
+
 def test_finetune_writes_a_loadable_model_with_lineage(
     tmp_path: Path, validated_smoke_dir: Path, tiny_checkpoint_dir: Path
 ) -> None:
-    settings = FinetuneSettings(
-        validated_dir=str(validated_smoke_dir),
-        output_dir=str(tmp_path),
-        base_model=str(tiny_checkpoint_dir),
+    settings = _tiny_settings(
+        tmp_path,
+        validated_smoke_dir,
+        tiny_checkpoint_dir,
         epochs=1,
         batch_size=16,
         eval_steps=2,
         max_length=32,
-        track=False,
     )
     result = finetune(settings)
     model = load_model(Path(result.model_dir))
@@ -82,18 +93,10 @@ def test_finetune_writes_a_loadable_model_with_lineage(
 
 
 def _train_batch_widths(
-    tmp_path: Path, validated: Path, checkpoint: Path, **overrides: object
+    tmp_path: Path, validated: Path, checkpoint: Path, **overrides: Any
 ) -> list[tuple[int, int]]:
     """(padded width, longest real row) of every training batch the Trainer's own dataloader yields."""
-    settings = FinetuneSettings(
-        validated_dir=str(validated),
-        output_dir=str(tmp_path),
-        base_model=str(checkpoint),
-        batch_size=8,
-        max_length=48,
-        track=False,
-        **overrides,
-    )
+    settings = _tiny_settings(tmp_path, validated, checkpoint, batch_size=8, max_length=48, **overrides)
     data = prepare_data(settings, cuda=False)
     tokenizer, model = load_base_model(settings.base_model)
     args = training_arguments(settings, tmp_path / "checkpoints", len(data.train), "fp32", cuda=False)
