@@ -133,14 +133,16 @@ def main() -> None:
         )
     if "new" in runs:
         for old in (n for n in names if n != "new"):
-            ratios = [
-                n["samples_per_s"] / o["samples_per_s"] for n, o in zip(runs["new"], runs[old], strict=True)
-            ]
-            print(
-                f"new / {old}: "
-                + ", ".join(f"{r:.2f}x" for r in ratios)
-                + f" (median {statistics.median(ratios):.2f}x)"
-            )
+            pairs = list(zip(runs["new"], runs[old], strict=True))
+            for label, ratios in (
+                ("samples/s", [n["samples_per_s"] / o["samples_per_s"] for n, o in pairs]),
+                ("CPU per sample", [o["cpu_ms_per_sample"] / n["cpu_ms_per_sample"] for n, o in pairs]),
+            ):
+                print(
+                    f"new vs {old}, {label}: "
+                    + ", ".join(f"{r:.2f}x" for r in ratios)
+                    + f" (median {statistics.median(ratios):.2f}x)"
+                )
 
 
 if __name__ == "__main__":
