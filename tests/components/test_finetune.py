@@ -9,12 +9,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from components.common.models import load_model
 from components.common.settings import ComponentError
-from components.finetune.train import FinetuneSettings, choose_precision, finetune, latest_checkpoint
+from components.finetune.train import (
+    FinetuneSettings,
+    build_trainer,
+    choose_precision,
+    finetune,
+    latest_checkpoint,
+    load_base_model,
+    prepare_data,
+    tokenise,
+    training_arguments,
+)
 
 
 def _finetune_cmd(validated: Path, out: Path, checkpoint: Path, *extra: str) -> list[str]:
@@ -47,18 +58,28 @@ def test_fp16_needs_cuda() -> None:
             choose_precision("fp16")
 
 
+def _tiny_settings(out: Path, validated: Path, checkpoint: Path, **overrides: Any) -> FinetuneSettings:
+    """Settings for fine-tuning the tiny checkpoint on the smoke data, untracked."""
+    return FinetuneSettings(
+        validated_dir=str(validated),
+        output_dir=str(out),
+        base_model=str(checkpoint),
+        track=False,
+        **overrides,
+    )
+
+
 def test_finetune_writes_a_loadable_model_with_lineage(
     tmp_path: Path, validated_smoke_dir: Path, tiny_checkpoint_dir: Path
 ) -> None:
-    settings = FinetuneSettings(
-        validated_dir=str(validated_smoke_dir),
-        output_dir=str(tmp_path),
-        base_model=str(tiny_checkpoint_dir),
+    settings = _tiny_settings(
+        tmp_path,
+        validated_smoke_dir,
+        tiny_checkpoint_dir,
         epochs=1,
         batch_size=16,
         eval_steps=2,
         max_length=32,
-        track=False,
     )
     result = finetune(settings)
     model = load_model(Path(result.model_dir))
@@ -66,10 +87,52 @@ def test_finetune_writes_a_loadable_model_with_lineage(
     metadata = model.manifest.metadata
     assert metadata["precision"] == result.precision == "fp32"
     assert metadata["max_length"] == 32 and metadata["dataset_hash"] == result.dataset_hash
+    assert metadata["params"]["padding"] == "dynamic" and metadata["params"]["group_by_length"] is True
     assert not (Path(result.model_dir) / "training_args.bin").exists(), "no pickles in the served model"
     assert {"onnx/model-fp32.onnx", "onnx/model-int8.onnx"} <= set(model.manifest.files)  # exported here
     assert metadata["onnx"]["checks"]["fp32"]["max_abs_diff"] < 1e-4
     assert latest_checkpoint(tmp_path / "checkpoints") is not None
+
+
+def _train_batch_widths(
+    tmp_path: Path, validated: Path, checkpoint: Path, **overrides: Any
+) -> list[tuple[int, int]]:
+    """(padded width, longest real row) of every training batch the Trainer's own dataloader yields."""
+    settings = _tiny_settings(tmp_path, validated, checkpoint, batch_size=8, max_length=48, **overrides)
+    data = prepare_data(settings, cuda=False)
+    tokenizer, model = load_base_model(settings.base_model)
+    args = training_arguments(settings, tmp_path / "checkpoints", len(data.train), "fp32", cuda=False)
+    trainer = build_trainer(
+        settings,
+        args,
+        model,
+        tokenizer,
+        tokenise(data.train, tokenizer, settings.max_length, settings.padding),
+        tokenise(data.validation, tokenizer, settings.max_length, settings.padding),
+    )
+    return [
+        (batch["input_ids"].shape[1], int(batch["attention_mask"].sum(dim=1).max()))
+        for batch in trainer.get_train_dataloader()
+    ]
+
+
+def test_batches_are_padded_to_their_longest_row_and_grouped_by_length(
+    tmp_path: Path, validated_smoke_dir: Path, tiny_checkpoint_dir: Path
+) -> None:
+    grouped = _train_batch_widths(tmp_path / "g", validated_smoke_dir, tiny_checkpoint_dir)
+    assert all(width == longest for width, longest in grouped), (
+        "dynamic: each batch as wide as its longest row"
+    )
+    assert min(width for width, _ in grouped) < 48, "no batch should be padded to max_length for nothing"
+    static = _train_batch_widths(
+        tmp_path / "s", validated_smoke_dir, tiny_checkpoint_dir, padding="max_length", group_by_length=False
+    )
+    assert {width for width, _ in static} == {48}, "the old static path pads every row to max_length"
+    random_order = _train_batch_widths(
+        tmp_path / "r", validated_smoke_dir, tiny_checkpoint_dir, group_by_length=False
+    )
+    # Same rows, same batch size: grouping by length must compute fewer padded positions than random batches.
+    assert sum(w for w, _ in grouped) < sum(w for w, _ in random_order)
 
 
 def test_killed_finetune_resumes_from_its_last_checkpoint(
