@@ -521,13 +521,13 @@ def dataset_hash(frame: pd.DataFrame, label_map: LabelMap | None = None) -> str:
 
 
 def summarise(frame: pd.DataFrame, label_map: LabelMap | None = None) -> DatasetSummary:
-    """Hash and per-split counts of a canonical frame (``positive_share``: the mean class id, binary only)."""
+    """Hash and per-split counts of a canonical frame (``positive_share``: the share of class id 1)."""
     sizes = {name: int((frame["split"] == name).sum()) for name in SPLITS}
     return DatasetSummary(
         dataset_hash=dataset_hash(frame, label_map),
         rows=len(frame),
         split_sizes=sizes,
-        positive_share=float(frame["label"].mean()) if len(frame) else 0.0,
+        positive_share=float((frame["label"] == 1).mean()) if len(frame) else 0.0,
     )
 
 
