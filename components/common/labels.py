@@ -142,6 +142,8 @@ def read_label_map(uri: str) -> LabelMap:
             return LabelMap.from_json(handle.read())
     except FileNotFoundError as exc:
         raise LabelMapError(f"label map not found: {uri}") from exc
+    except (OSError, ValueError, ImportError) as exc:  # fsspec backends: network, auth, unknown protocol
+        raise LabelMapError(f"cannot read label map {uri}: {type(exc).__name__}: {exc}") from exc
 
 
 def resolve(labels: str = "", label_map: str = "") -> LabelMap:

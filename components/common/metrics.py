@@ -181,7 +181,9 @@ def _multiclass_metrics(
     precision, recall, f1, support = _per_class(y_true, y_pred, k)
     roc_auc = None
     if len(y_true) and len(set(y_true.tolist())) == k:  # OvR AUC needs every class among the true labels
-        rows = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-12, None)
+        rows = proba
+        if not np.allclose(proba.sum(axis=1), 1.0):  # scikit-learn wants rows summing to 1; rescaling rows
+            rows = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-12, None)  # that do would break ties
         roc_auc = float(
             roc_auc_score(y_true, rows, multi_class="ovr", average="macro", labels=list(range(k)))
         )
