@@ -7,7 +7,7 @@ weighted F1, per-class precision/recall, the k × k confusion matrix and one-vs-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,19 +101,9 @@ def classification_metrics(
     y_true = np.asarray(labels, dtype=int)
     y_pred = (np.asarray(positive_proba) >= threshold).astype(int)
     roc_auc = float(roc_auc_score(y_true, positive_proba)) if len(set(y_true.tolist())) == 2 else None
-    slices: dict[str, dict[str, float]] = {}
-    if texts is not None:
-        word_counts = np.array([len(t.split()) for t in texts])
-    if word_counts is not None:
-        lengths = np.asarray(word_counts)
-        for name, lo, hi in LENGTH_SLICES:
-            mask = (lengths >= lo) & (lengths < hi)
-            if mask.any():
-                slices[name] = {
-                    "n": int(mask.sum()),
-                    "accuracy": float(accuracy_score(y_true[mask], y_pred[mask])),
-                    "f1": float(f1_score(y_true[mask], y_pred[mask], zero_division=0)),
-                }
+    slices = _length_slices(
+        y_true, y_pred, texts, word_counts, lambda t, p: float(f1_score(t, p, zero_division=0))
+    )
     names = list(class_names) if class_names is not None else list(BINARY_NAMES)
     precisions, recalls, f1s, support = _per_class(y_true, y_pred, 2)
     return ClassificationMetrics(
@@ -130,6 +120,31 @@ def classification_metrics(
         labels=names,
         per_class=_per_class_dict(names, precisions, recalls, f1s, support),
     )
+
+
+def _length_slices(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    texts: Sequence[str] | None,
+    word_counts: np.ndarray | None,
+    f1: Callable[[np.ndarray, np.ndarray], float],
+) -> dict[str, dict[str, float]]:
+    """Rows, accuracy and ``f1`` per :data:`LENGTH_SLICES` slice (by whitespace tokens), when lengths are known."""
+    slices: dict[str, dict[str, float]] = {}
+    if texts is not None:
+        word_counts = np.array([len(t.split()) for t in texts])
+    if word_counts is None:
+        return slices
+    lengths = np.asarray(word_counts)
+    for name, lo, hi in LENGTH_SLICES:
+        mask = (lengths >= lo) & (lengths < hi)
+        if mask.any():
+            slices[name] = {
+                "n": int(mask.sum()),
+                "accuracy": float(np.mean(y_true[mask] == y_pred[mask])),
+                "f1": f1(y_true[mask], y_pred[mask]),
+            }
+    return slices
 
 
 def _per_class(
@@ -187,19 +202,7 @@ def _multiclass_metrics(
         roc_auc = float(
             roc_auc_score(y_true, rows, multi_class="ovr", average="macro", labels=list(range(k)))
         )
-    slices: dict[str, dict[str, float]] = {}
-    if texts is not None:
-        word_counts = np.array([len(t.split()) for t in texts])
-    if word_counts is not None:
-        lengths = np.asarray(word_counts)
-        for name, lo, hi in LENGTH_SLICES:
-            mask = (lengths >= lo) & (lengths < hi)
-            if mask.any():
-                slices[name] = {
-                    "n": int(mask.sum()),
-                    "accuracy": float(np.mean(y_true[mask] == y_pred[mask])),
-                    "f1": macro_f1(y_true[mask], y_pred[mask], k),
-                }
+    slices = _length_slices(y_true, y_pred, texts, word_counts, lambda t, p: macro_f1(t, p, k))
     return ClassificationMetrics(
         accuracy=float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
         f1=float(np.mean(f1)),

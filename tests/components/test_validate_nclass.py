@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 from benchmarks.synth_kaggle import generate
 from components.common import data, datasets
 from components.common.labels import LabelMap, LabelMapError, as_matrix, parse_names, predicted_ids, resolve
+from tests.components.test_validate_kaggle import _validate
 from tests.conftest import RT_CSV
 
 UCI_DIR = datasets.UCI_SOURCE_SENTIMENT_DIR
@@ -23,16 +22,6 @@ UCI_CSV = UCI_DIR / datasets.UCI_SOURCE_SENTIMENT_CSV
 UCI_MAP = UCI_DIR / "label_map.json"
 UCI_TASK = ("--label-map", str(UCI_MAP), "--min-train-rows", "800", "--min-eval-rows", "350")
 UCI_TASK += ("--min-class-count", "50")
-
-
-def _validate(source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "components.validate", "--dataset-uri", str(source), "--output-dir", str(out)]
-        + ["--track", "false", *extra],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_label_map_names_ids_and_json() -> None:
