@@ -42,12 +42,18 @@ PART_OF = "sentimentops"
 PARAMETER_ENUMS: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "fp16", "fp32"),
     "smoke": ("true", "false"),
+    "kaggle_label": ("review_type", "review_score"),
+    "gate_metric": ("auto", "accuracy", "f1", "precision", "recall", "macro_f1", "weighted_f1"),
 }
 # Parameters with no default in the cluster: a submission without them is refused by Argo
 # ("spec.arguments.<name>.value is required").
 REQUIRED_PARAMETERS: tuple[str, ...] = ("dataset_uri",)
 # Environment every step gets, as templates over the parameters (GIT_COMMIT is read by components).
-PARAMETER_ENV: dict[str, str] = {"GIT_COMMIT": "{git_revision}"}
+# The registry name is the task's: evaluate finds its champion there and register promotes into it.
+PARAMETER_ENV: dict[str, str] = {
+    "GIT_COMMIT": "{git_revision}",
+    "SENTIMENTOPS_REGISTERED_MODEL": "{registered_model}",
+}
 
 BATCH_SCORE_PARAMETERS: tuple[tuple[str, str | None, str], ...] = (
     ("dataset_uri", None, "CSV/parquet/JSON-lines file (gs:// URI) with a text column to score"),

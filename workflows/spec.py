@@ -52,6 +52,24 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "artifacts_root", "artifacts/run", "where every step writes its outputs (gs:// in the cluster)"
     ),
+    # The task: its classes, its data's own size thresholds, its promotion metric and its registry name.
+    Parameter("labels", "negative,positive", "the task's class names in id order, comma-separated"),
+    Parameter("label_map", "", "label_map.json path/URI with the task's classes ('' = use labels)"),
+    Parameter(
+        "kaggle_label",
+        "review_type",
+        "Kaggle critic reviews: label from review_type (Fresh/Rotten) or review_score (score-1..score-5)",
+    ),
+    Parameter("min_train_rows", "4000", "validate: fewest train rows"),
+    Parameter("min_eval_rows", "500", "validate: fewest rows in validation and in test"),
+    Parameter("min_class_count", "1", "validate: fewest rows of every declared class"),
+    Parameter("gate_metric", "auto", "promotion metric (auto: accuracy for two classes, macro_f1 for more)"),
+    Parameter(
+        "registered_model",
+        "sentiment",
+        "registry model name of this task (two tasks side by side need two names)",
+        local_default="",
+    ),
     Parameter(
         "base_model",
         "distilbert-base-uncased",
@@ -80,6 +98,12 @@ STEPS: tuple[Step, ...] = (
             ("--dataset-uri", "{dataset_uri}"),
             ("--output-dir", "{artifacts_root}/validated"),
             ("--smoke", "{smoke}"),
+            ("--labels", "{labels}"),
+            ("--label-map", "{label_map}"),
+            ("--kaggle-label", "{kaggle_label}"),
+            ("--min-train-rows", "{min_train_rows}"),
+            ("--min-eval-rows", "{min_eval_rows}"),
+            ("--min-class-count", "{min_class_count}"),
         ),
         outputs=("{artifacts_root}/validated",),
     ),
@@ -127,6 +151,7 @@ STEPS: tuple[Step, ...] = (
         args=(
             ("--evaluation-dir", "{artifacts_root}/evaluation"),
             ("--promotion-margin", "{promotion_margin}"),
+            ("--gate-metric", "{gate_metric}"),
             ("--validated-dir", "{artifacts_root}/validated"),
             ("--drift-reference-root", "{drift_reference_root}"),
         ),

@@ -1,6 +1,7 @@
-"""Dataset I/O for the Rotten Tomatoes polarity data: load from any source, clean, split, hash, subsample.
+"""Dataset I/O for text classification (default: Rotten Tomatoes polarity): load, clean, split, hash, subsample.
 
-Canonical frame: columns ``text`` (str), ``label`` (int 0/1), ``split`` (train/validation/test).
+Canonical frame: columns ``text`` (str), ``label`` (int class id, 0/1 for binary sentiment), ``split``
+(train/validation/test). Source labels may be class ids or class names of the task's label map.
 Sources: a local CSV/parquet path, a ``gs://`` (or any fsspec) URI, a Hugging Face hub id
 (``hf://cornell-movie-review-data/rotten_tomatoes`` or the bare id), or the Kaggle
 "Rotten Tomatoes movies and critic reviews" CSV (``review_content`` + ``review_type`` Fresh/Rotten).
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.common.labels import LabelMap
 from components.common.settings import ComponentError
 
 SPLITS = ("train", "validation", "test")
@@ -36,6 +38,17 @@ KAGGLE_TEXT_COLUMN = "review_content"
 KAGGLE_LABEL_COLUMN = "review_type"
 KAGGLE_LABELS = {"fresh": 1, "rotten": 0}
 KAGGLE_GROUP_COLUMN = "rotten_tomatoes_link"
+KAGGLE_SCORE_COLUMN = "review_score"
+# Where the Kaggle loader takes the label from: the Fresh/Rotten type (binary) or the critic's score (5 classes).
+KAGGLE_LABEL_SOURCES = ("review_type", "review_score")
+# Fine-grained classes from ``review_score``: the score normalised to 0..1, bucket = ceil(5 * score), 0 → 1.
+KAGGLE_SCORE_CLASSES = ("score-1", "score-2", "score-3", "score-4", "score-5")
+# Letter grades on a 0-4 grade-point scale (A+ capped at 4), normalised by 4.
+LETTER_GRADES = {
+    "A+": 4.0, "A": 4.0, "A-": 3.7, "B+": 3.3, "B": 3.0, "B-": 2.7, "C+": 2.3, "C": 2.0, "C-": 1.7,
+    "D+": 1.3, "D": 1.0, "D-": 0.7, "F": 0.0,
+}  # fmt: skip
+_FRACTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/|out\s+of|of)\s*(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
 CANONICAL_COLUMNS = ("text", "label", "split", "group")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".xz")
 # Picks the columns to read from a table's column names.
@@ -117,7 +130,8 @@ def _open(uri: str) -> Any:
 def _wanted_columns(columns: list[str]) -> list[str]:
     """The source columns the canonical frame needs (all of them when the layout is unknown)."""
     if KAGGLE_TEXT_COLUMN in columns and KAGGLE_LABEL_COLUMN in columns:
-        return [c for c in (KAGGLE_TEXT_COLUMN, KAGGLE_LABEL_COLUMN, KAGGLE_GROUP_COLUMN) if c in columns]
+        wanted = (KAGGLE_TEXT_COLUMN, KAGGLE_LABEL_COLUMN, KAGGLE_GROUP_COLUMN, KAGGLE_SCORE_COLUMN)
+        return [c for c in wanted if c in columns]
     if {"text", "label"} <= set(columns):
         return [c for c in CANONICAL_COLUMNS if c in columns]
     return columns
@@ -220,8 +234,55 @@ def _read_hub(uri: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _from_kaggle(frame: pd.DataFrame) -> pd.DataFrame:
-    """Kaggle critic reviews: Fresh/Rotten become 1/0 (anything else stays as given, and is quarantined)."""
+def parse_review_score(score: object) -> float | None:
+    """A critic's score normalised to 0..1: "3/5", "8.5/10", "4 out of 5", letter grades "B+"; else None.
+
+    Letter grades use :data:`LETTER_GRADES` / 4. A fraction above 1, a zero denominator, a bare number
+    (its scale is unknown) or anything else is None.
+    """
+    if not isinstance(score, str):
+        return None
+    text = score.strip()
+    grade = LETTER_GRADES.get(text.upper().replace(" ", ""))
+    if grade is not None:
+        return grade / 4.0
+    match = _FRACTION.match(text)
+    if not match:
+        return None
+    value, scale = float(match.group(1)), float(match.group(2))
+    if scale <= 0 or value > scale:
+        return None
+    return value / scale
+
+
+def score_class(score: object, classes: tuple[str, ...] = KAGGLE_SCORE_CLASSES) -> str | None:
+    """The fine-grained class of a score: bucket ``ceil(k * normalised)`` (0 goes to the first), or None."""
+    value = parse_review_score(score)
+    if value is None:
+        return None
+    k = len(classes)
+    bucket = int(np.ceil(round(value * k, 9)))  # round: 3/5 * 5 must be 3, not 3.0000000000000004
+    return classes[min(max(bucket, 1), k) - 1]
+
+
+def _from_kaggle(frame: pd.DataFrame, label_from: str = "review_type") -> pd.DataFrame:
+    """Kaggle critic reviews: Fresh/Rotten become 1/0, or (``label_from="review_score"``) the score becomes a
+    :data:`KAGGLE_SCORE_CLASSES` name. Anything else stays as given (marked), and is quarantined."""
+    if label_from not in KAGGLE_LABEL_SOURCES:
+        raise DataError(f"kaggle_label must be one of {', '.join(KAGGLE_LABEL_SOURCES)}, got {label_from!r}")
+    if label_from == "review_score":
+        if KAGGLE_SCORE_COLUMN not in frame.columns:
+            raise DataError(f"kaggle_label review_score needs a {KAGGLE_SCORE_COLUMN!r} column")
+        scores = frame[KAGGLE_SCORE_COLUMN].astype(object)
+        classes = scores.map(score_class)
+        # An unparseable score must not look like a class id ("3" alone): keep it visibly marked.
+        unparsed = "unparsed review_score " + scores.astype(str).map(repr)
+        out = pd.DataFrame(
+            {"text": frame[KAGGLE_TEXT_COLUMN], "label": classes.where(classes.notna(), unparsed)}
+        )
+        if KAGGLE_GROUP_COLUMN in frame.columns:
+            out["group"] = frame[KAGGLE_GROUP_COLUMN]
+        return out
     given = frame[KAGGLE_LABEL_COLUMN].astype(str)
     labels = given.str.strip().str.lower().map(KAGGLE_LABELS)
     out = pd.DataFrame(
@@ -232,16 +293,17 @@ def _from_kaggle(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def read_raw(uri: str) -> pd.DataFrame:
+def read_raw(uri: str, kaggle_label: str = "review_type") -> pd.DataFrame:
     """Read a source into ``text``/``label`` (+ ``split``, ``group`` when present) columns without cleaning.
 
     Labels stay as given (strings from CSV) so that validation sees the data as it arrived. ``group`` is the
-    unit that must not straddle splits: the film (``rotten_tomatoes_link``) in the Kaggle layout.
+    unit that must not straddle splits: the film (``rotten_tomatoes_link``) in the Kaggle layout, whose
+    label comes from ``kaggle_label`` (see :func:`_from_kaggle`).
     """
     frame = _read_hub(uri) if _is_hub_id(uri) else read_table(uri, select=_wanted_columns)
     frame.columns = [str(c).strip() for c in frame.columns]
     if KAGGLE_TEXT_COLUMN in frame.columns and KAGGLE_LABEL_COLUMN in frame.columns:
-        frame = _from_kaggle(frame)
+        frame = _from_kaggle(frame, kaggle_label)
     keep = [c for c in CANONICAL_COLUMNS if c in frame.columns]
     return frame[keep].reset_index(drop=True) if keep else frame
 
@@ -335,12 +397,15 @@ class CleaningResult:
         return {reason: count / total for reason, count in self.counts.items()}
 
 
-def clean_rows(frame: pd.DataFrame, min_chars: int = 2, max_chars: int = 2000) -> CleaningResult:
+def clean_rows(
+    frame: pd.DataFrame, min_chars: int = 2, max_chars: int = 2000, label_map: LabelMap | None = None
+) -> CleaningResult:
     """Normalise every text, then drop (to the quarantine, with a reason) what cannot be trained on.
 
-    Each dropped row gets the first reason that applies, in :data:`DROP_REASONS` order. A text seen with
-    both labels keeps its majority label (one row); on a tie every copy is dropped as ``conflicting_label``.
-    Of identical texts the first is kept, the others are ``duplicate``. Vectorised: 1 M rows in seconds.
+    Labels (class ids or names of ``label_map``, default binary) become class ids; any other label is
+    ``invalid_label``. Each dropped row gets the first reason that applies, in :data:`DROP_REASONS` order.
+    A text seen with several labels keeps its majority label (one row); on a tie every copy is dropped as
+    ``conflicting_label``. Of identical texts the first is kept, the others are ``duplicate``. Vectorised.
     """
     missing = {"text", "label"} - set(frame.columns)
     if missing:
@@ -348,7 +413,8 @@ def clean_rows(frame: pd.DataFrame, min_chars: int = 2, max_chars: int = 2000) -
     frame = frame.reset_index(drop=True)
     n = len(frame)
     text = normalise_texts(frame["text"])
-    label = pd.to_numeric(frame["label"], errors="coerce")
+    label_map = label_map or LabelMap.binary()
+    label = label_map.encode(frame["label"])
     length = text.str.len().to_numpy()
     reason = np.zeros(n, dtype=np.int8)  # 0 = kept, else 1 + index into DROP_REASONS
 
@@ -356,7 +422,7 @@ def clean_rows(frame: pd.DataFrame, min_chars: int = 2, max_chars: int = 2000) -
         reason[(reason == 0) & mask] = DROP_REASONS.index(name) + 1
 
     mark("empty", (text == "").to_numpy())
-    mark("invalid_label", ~label.isin([0, 1]).to_numpy())
+    mark("invalid_label", label.isna().to_numpy())
     mark("too_short", length < min_chars)
     mark("too_long", length > max_chars)
     split: pd.Series | None = None
@@ -372,12 +438,18 @@ def clean_rows(frame: pd.DataFrame, min_chars: int = 2, max_chars: int = 2000) -
     kept = reason == 0
     codes, uniques = pd.factorize(text.where(kept, None))  # dropped rows get code -1
     valid = codes >= 0
-    positives = np.bincount(codes[valid], weights=label.to_numpy()[valid], minlength=len(uniques))
-    totals = np.bincount(codes[valid], minlength=len(uniques))
-    row_pos, row_tot = positives[np.maximum(codes, 0)], totals[np.maximum(codes, 0)]
-    mixed = valid & (row_pos > 0) & (row_pos < row_tot)
-    majority = np.where(2 * row_pos > row_tot, 1, np.where(2 * row_pos < row_tot, 0, -1))
-    mark("conflicting_label", mixed & (majority != label.fillna(-1).to_numpy()))
+    k = label_map.num_classes
+    ids = label.fillna(-1).to_numpy().astype(np.int64)
+    # Label counts per distinct text, (texts, k): the majority label wins; a tie (-1) drops every copy.
+    per_text = np.bincount(codes[valid] * k + ids[valid], minlength=len(uniques) * k).reshape(-1, k)
+    top = per_text.max(axis=1) if len(uniques) else np.zeros(0, dtype=np.int64)
+    tied = (per_text == top[:, None]).sum(axis=1) > 1
+    majority_of = np.where(tied, -1, per_text.argmax(axis=1) if len(uniques) else 0)
+    mixed_of = (per_text > 0).sum(axis=1) > 1
+    row = np.maximum(codes, 0)
+    mixed = valid & (mixed_of[row] if len(uniques) else np.zeros(n, dtype=bool))
+    majority = majority_of[row] if len(uniques) else np.full(n, -1)
+    mark("conflicting_label", mixed & (majority != ids))
     first = ~pd.Series(np.where(reason == 0, codes, -1 - np.arange(n))).duplicated(keep="first").to_numpy()
     mark("duplicate", ~first)
 
@@ -420,19 +492,21 @@ def clean(
     fractions: SplitFractions | None = None,
     min_chars: int = 1,
     max_chars: int = 10**9,
+    label_map: LabelMap | None = None,
 ) -> pd.DataFrame:
     """Canonical frame: normalised text, int labels, no empty or duplicate texts, a split for every row.
 
     Duplicates are dropped keeping the first occurrence; a text seen with both labels keeps its majority
     label, or is dropped entirely on a tie. What is dropped and why: :func:`clean_rows`.
     """
-    return finish_splits(clean_rows(frame, min_chars, max_chars).cleaned, seed, fractions)
+    return finish_splits(clean_rows(frame, min_chars, max_chars, label_map).cleaned, seed, fractions)
 
 
-def dataset_hash(frame: pd.DataFrame) -> str:
+def dataset_hash(frame: pd.DataFrame, label_map: LabelMap | None = None) -> str:
     """Content hash of the exact rows used (order included): the dataset version recorded in MLflow.
 
-    sha256 over ``split\tlabel\ttext\n`` per row, hashed in chunks (the same bytes as row by row).
+    sha256 over ``split\tlabel\ttext\n`` per row, hashed in chunks (the same bytes as row by row), then,
+    for a task other than binary sentiment, ``labels\t`` + the label map's JSON (binary hashes are as before).
     """
     digest = hashlib.sha256()
     for start in range(0, len(frame), 100_000):
@@ -441,17 +515,19 @@ def dataset_hash(frame: pd.DataFrame) -> str:
             chunk["split"].astype(str) + "\t" + chunk["label"].astype(int).astype(str) + "\t" + chunk["text"]
         )
         digest.update(("\n".join(lines.tolist()) + "\n").encode())
+    if label_map is not None and not label_map.is_binary:
+        digest.update(("labels\t" + label_map.to_json()).encode())
     return "sha256:" + digest.hexdigest()
 
 
-def summarise(frame: pd.DataFrame) -> DatasetSummary:
-    """Hash and per-split counts of a canonical frame."""
+def summarise(frame: pd.DataFrame, label_map: LabelMap | None = None) -> DatasetSummary:
+    """Hash and per-split counts of a canonical frame (``positive_share``: the share of class id 1)."""
     sizes = {name: int((frame["split"] == name).sum()) for name in SPLITS}
     return DatasetSummary(
-        dataset_hash=dataset_hash(frame),
+        dataset_hash=dataset_hash(frame, label_map),
         rows=len(frame),
         split_sizes=sizes,
-        positive_share=float(frame["label"].mean()) if len(frame) else 0.0,
+        positive_share=float((frame["label"] == 1).mean()) if len(frame) else 0.0,
     )
 
 

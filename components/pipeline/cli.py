@@ -7,7 +7,7 @@ import argparse
 from components.common.settings import help_escape, run_cli
 from components.common.tracking import TrackingSettings
 from components.evaluate.evaluation import read_evaluation
-from components.pipeline.runner import is_smoke, run_pipeline, smoke_tracking
+from components.pipeline.runner import is_smoke, run_pipeline, task_tracking
 from workflows.spec import PARAMETERS, parameter_defaults
 
 
@@ -28,7 +28,7 @@ def _main() -> None:
     values = vars(build_parser().parse_args())
     tracking = TrackingSettings()
     if is_smoke(values):
-        smoke = smoke_tracking(tracking)
+        smoke = task_tracking(values, tracking)
         print(
             f"smoke run: experiment {smoke.experiment!r}, registered model {smoke.registered_model!r} "
             f"at {smoke.tracking_uri} (never the real registry)",

@@ -76,14 +76,21 @@ def smoke_tracking(tracking: TrackingSettings) -> TrackingSettings:
     )
 
 
+def task_tracking(values: dict[str, str], tracking: TrackingSettings) -> TrackingSettings:
+    """Tracking for this run: the task's registry name when given ('' = SENTIMENTOPS_REGISTERED_MODEL), then
+    the smoke run's own experiment and model."""
+    if values.get("registered_model"):
+        tracking = tracking.model_copy(update={"registered_model": values["registered_model"]})
+    return smoke_tracking(tracking) if is_smoke(values) else tracking
+
+
 def run_pipeline(
     values: dict[str, str], tracking: TrackingSettings, steps: tuple[Step, ...] = STEPS
 ) -> PipelineResult:
     """Run every step; stop at the first failure with the step's name and exit code, or at a hold (exit 3)."""
     if not values.get("dataset_uri"):
         raise ComponentError("dataset_uri is required")
-    if is_smoke(values):
-        tracking = smoke_tracking(tracking)
+    tracking = task_tracking(values, tracking)
     pipeline_id = tracking.pipeline_id or f"local-{uuid.uuid4().hex[:8]}"
     Path(values["artifacts_root"]).mkdir(parents=True, exist_ok=True)
     with step_run(tracking, "pipeline", {"pipeline_id": pipeline_id}) as parent:

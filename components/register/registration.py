@@ -8,7 +8,7 @@ of creating a duplicate, and an alias already pointing at it is left alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -22,7 +22,7 @@ from components.evaluate.evaluation import (
     read_predictions,
 )
 from components.evaluate.int8 import loss_tag
-from components.register.gate import HOLD, REFUSE, GateDecision, GateTest, decide_paired
+from components.register.gate import HOLD, REFUSE, GateDecision, GateMetric, GateTest, decide_paired
 from components.register.reference import publish_reference
 
 SMOKE_SUFFIX = "-smoke"
@@ -33,8 +33,9 @@ class RegisterSettings(TrackingSettings):
 
     evaluation_dir: str = Field("artifacts/evaluation", description="output folder of evaluate")
     promotion_margin: float = Field(0.005, description="required lead over baseline and champion")
-    gate_metric: Literal["accuracy", "f1", "precision", "recall"] = Field(
-        "accuracy", description="metric the gate compares"
+    gate_metric: GateMetric = Field(
+        "auto",
+        description="metric the gate compares: auto = accuracy for two classes, macro_f1 for more",
     )
     gate_test: GateTest = Field(
         "auto",

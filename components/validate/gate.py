@@ -1,20 +1,22 @@
 """The data-quality gate: clean first (every dropped row quarantined with its reason), then judge.
 
 The Great Expectations suites judge the shares dropped (each reason against its own bound), the cleaned
-rows (schema, lengths, labels, uniqueness, balance), the splits (no text of validation/test in train, no
-group such as a film in two splits) and the split sizes. Only when all pass is the canonical dataset written.
+rows (schema, lengths, labels, uniqueness, balance), the classes (the task's declared label set, a minimum
+count per class, each class's share), the splits (no text of validation/test in train, no group such as a
+film in two splits) and the split sizes. Only when all pass is the canonical dataset written, with the
+task's ``label_map.json`` beside it.
 """
 
 from __future__ import annotations
 
 import html
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import Field
 
-from components.common import data
+from components.common import data, labels
 from components.common.artifacts import atomic_write_bytes, atomic_write_json, is_remote, local_path
 from components.common.settings import GateFailed, TrackingSettings
 
@@ -61,12 +63,31 @@ class ValidateSettings(TrackingSettings):
     max_dropped_share: float = Field(
         0.25, ge=0, le=1, description="largest share dropped for all reasons together"
     )
-    min_positive_share: float = 0.35
-    max_positive_share: float = 0.65
+    labels: str = Field(
+        ",".join(labels.BINARY_NAMES), description="the task's class names in id order, comma-separated"
+    )
+    label_map: str = Field(
+        "", description="label_map.json path/URI with the task's classes (overrides labels)"
+    )
+    kaggle_label: Literal["review_type", "review_score"] = Field(
+        "review_type",
+        description="Kaggle critic reviews: label from Fresh/Rotten, or 5 classes score-1..score-5 from the score",
+    )
+    min_positive_share: float = Field(0.35, description="two classes: smallest share of class 1")
+    max_positive_share: float = Field(0.65, description="two classes: largest share of class 1")
+    min_class_count: int = Field(1, ge=0, description="fewest rows of every declared class (smoke: scaled)")
+    min_class_share: float = Field(
+        0.01, ge=0, le=1, description="more than two classes: smallest class share"
+    )
+    max_class_share: float = Field(0.9, ge=0, le=1, description="more than two classes: largest class share")
     min_train_rows: int = 4000
     min_eval_rows: int = Field(500, description="minimum rows in validation and in test")
     smoke: bool = Field(False, description="use the stratified <1% smoke subset (CI)")
     track: bool = Field(True, description="log the run to MLflow")
+
+    def label_map_value(self) -> labels.LabelMap:
+        """The task's declared classes (LabelMapError when the map cannot be read or is malformed)."""
+        return labels.resolve(self.labels, self.label_map)
 
     def share_bounds(self) -> dict[str, float]:
         bounds = {reason: float(getattr(self, f"max_{reason}_share")) for reason in data.DROP_REASONS}
@@ -90,8 +111,19 @@ class ValidationResult:
         return "; ".join(self.failures) if self.failures else "all checks passed"
 
 
-def _suites(settings: ValidateSettings, has_group: bool) -> dict[str, Any]:
+def _min_class_count(settings: ValidateSettings) -> int:
+    # The smoke subset keeps SMOKE_FRACTION of every class (at least a few rows), so the minimum shrinks too.
+    if not settings.smoke:
+        return settings.min_class_count
+    return min(settings.min_class_count, max(1, int(settings.min_class_count * data.SMOKE_FRACTION)))
+
+
+def _suites(
+    settings: ValidateSettings, has_group: bool, label_map: labels.LabelMap | None = None
+) -> dict[str, Any]:
     import great_expectations as gx
+
+    label_map = label_map or labels.LabelMap.binary()
 
     ex = gx.expectations
     dropped = gx.ExpectationSuite(name="dropped_shares")
@@ -105,13 +137,27 @@ def _suites(settings: ValidateSettings, has_group: bool) -> dict[str, Any]:
             column="text", min_value=settings.min_text_chars, max_value=settings.max_text_chars
         ),
         ex.ExpectColumnValuesToBeUnique(column="text"),
-        ex.ExpectColumnValuesToBeInSet(column="label", value_set=[0, 1]),
-        ex.ExpectColumnMeanToBeBetween(
-            column="label", min_value=settings.min_positive_share, max_value=settings.max_positive_share
-        ),
+        ex.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(label_map.num_classes))),
         ex.ExpectColumnValuesToBeInSet(column="split", value_set=list(data.SPLITS)),
     ):
         rows.add_expectation(expectation)
+    if label_map.num_classes == 2:  # binary balance: the share of class 1 (the mean label), as always
+        rows.add_expectation(
+            ex.ExpectColumnMeanToBeBetween(
+                column="label", min_value=settings.min_positive_share, max_value=settings.max_positive_share
+            )
+        )
+
+    classes = gx.ExpectationSuite(name="class_balance")
+    classes.add_expectation(
+        ex.ExpectColumnValuesToBeBetween(column="count", min_value=_min_class_count(settings))
+    )
+    if label_map.num_classes > 2:
+        classes.add_expectation(
+            ex.ExpectColumnValuesToBeBetween(
+                column="share", min_value=settings.min_class_share, max_value=settings.max_class_share
+            )
+        )
 
     leakage = gx.ExpectationSuite(name="split_leakage")
     leakage.add_expectation(ex.ExpectColumnValuesToBeInSet(column="text_in_train", value_set=[False]))
@@ -131,7 +177,38 @@ def _suites(settings: ValidateSettings, has_group: bool) -> dict[str, Any]:
         sizes.add_expectation(
             ex.ExpectColumnValuesToBeBetween(column=f"{split}_rows", min_value=int(minimum * scale))
         )
-    return {"dropped_shares": dropped, "cleaned_rows": rows, "split_leakage": leakage, "split_sizes": sizes}
+    return {
+        "dropped_shares": dropped,
+        "cleaned_rows": rows,
+        "class_balance": classes,
+        "split_leakage": leakage,
+        "split_sizes": sizes,
+    }
+
+
+def class_frame(frame: pd.DataFrame, label_map: labels.LabelMap) -> pd.DataFrame:
+    """One row per declared class: its name, rows and share of the cleaned dataset."""
+    counts = frame["label"].value_counts()
+    total = max(len(frame), 1)
+    rows = [int(counts.get(i, 0)) for i in range(label_map.num_classes)]
+    return pd.DataFrame({"class": list(label_map.names), "count": rows, "share": [r / total for r in rows]})
+
+
+def _describe_classes(check: dict[str, Any], classes: pd.DataFrame, settings: ValidateSettings) -> str:
+    """Name the classes that broke a class_balance expectation (GX reports values, not which class)."""
+    if check["kwargs"].get("column") == "count":
+        minimum = _min_class_count(settings)
+        low = classes[classes["count"] < minimum]
+        named = ", ".join(f"{c!r} {n:,}" for c, n in zip(low["class"], low["count"], strict=True))
+        return f"class(es) below min_class_count {minimum:,} rows: {named}"
+    outside = classes[
+        (classes["share"] < settings.min_class_share) | (classes["share"] > settings.max_class_share)
+    ]
+    named = ", ".join(f"{c!r} {s:.2%}" for c, s in zip(outside["class"], outside["share"], strict=True))
+    return (
+        f"class share outside min_class_share {settings.min_class_share:.2%}..max_class_share "
+        f"{settings.max_class_share:.2%}: {named}"
+    )
 
 
 class _Runner:
@@ -273,14 +350,17 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
     if not is_remote(out):
         # A failed gate must not leave an earlier run's dataset for downstream steps to pick up.
         local_path(f"{out}/{DATASET_FILE}").unlink(missing_ok=True)
+        local_path(f"{out}/{labels.LABEL_MAP_FILE}").unlink(missing_ok=True)
     failures: list[str] = []
     checks: list[dict[str, Any]] = []
     canonical: pd.DataFrame | None = None
     cleaning_report: dict[str, Any] = {}
     split_by = "source"
+    label_map = labels.LabelMap.binary()
     try:
-        raw = data.read_raw(settings.dataset_uri)
-    except data.DataError as exc:
+        label_map = settings.label_map_value()
+        raw = data.read_raw(settings.dataset_uri, kaggle_label=settings.kaggle_label)
+    except (data.DataError, labels.LabelMapError) as exc:
         raw, failures = None, [str(exc)]
     if raw is not None:
         missing = {"text", "label"} - set(raw.columns)
@@ -289,7 +369,7 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
                 f"schema: missing required column(s) {', '.join(sorted(missing))}; found {list(raw.columns)}"
             )
     if raw is not None and not failures:
-        cleaning = data.clean_rows(raw, settings.min_text_chars, settings.max_text_chars)
+        cleaning = data.clean_rows(raw, settings.min_text_chars, settings.max_text_chars, label_map)
         del raw
         data.write_validated(cleaning.quarantine, f"{out}/{QUARANTINE_FILE}")
         cleaning_report = _cleaning_report(cleaning, settings)
@@ -301,15 +381,24 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
             canonical = data.smoke_subset(canonical, seed=settings.seed)
         cleaning_report["split_by"] = split_by
         runner = _Runner()  # before the suites: GX needs an active context to build them
-        suites = _suites(settings, has_group="group" in canonical.columns)
+        suites = _suites(settings, has_group="group" in canonical.columns, label_map=label_map)
+        classes = class_frame(canonical, label_map)
         shares = pd.DataFrame({f"{k}_share": [v] for k, v in cleaning_report["shares"].items()})
         sizes = pd.DataFrame({f"{s}_rows": [int((canonical["split"] == s).sum())] for s in data.SPLITS})
         checks += runner.run(suites["dropped_shares"], shares)
         checks += runner.run(suites["cleaned_rows"], canonical[["text", "label", "split"]])
+        checks += runner.run(suites["class_balance"], classes)
         checks += runner.run(suites["split_leakage"], _leakage_frame(canonical))
         checks += runner.run(suites["split_sizes"], sizes)
-        failures = [_describe_failure(c, settings.share_bounds()) for c in checks if not c["success"]]
-    summary = data.summarise(canonical) if canonical is not None and not failures else None
+        failures = [
+            _describe_classes(c, classes, settings)
+            if c["suite"] == "class_balance"
+            else _describe_failure(c, settings.share_bounds())
+            for c in checks
+            if not c["success"]
+        ]
+        cleaning_report["classes"] = classes.to_dict(orient="records")
+    summary = data.summarise(canonical, label_map) if canonical is not None and not failures else None
     result = ValidationResult(
         success=not failures,
         failures=failures,
@@ -323,6 +412,7 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
     atomic_write_bytes(f"{out}/{REPORT_HTML}", render_html(result).encode())
     if summary is not None and canonical is not None:
         data.write_validated(canonical, f"{out}/{DATASET_FILE}")
+        atomic_write_bytes(f"{out}/{labels.LABEL_MAP_FILE}", label_map.to_json().encode())
         atomic_write_json(
             f"{out}/{SUMMARY_FILE}",
             {
@@ -332,6 +422,11 @@ def validate_dataset(settings: ValidateSettings) -> ValidationResult:
                 "split_by": split_by,
                 "input_rows": cleaning_report["input_rows"],
                 "dropped": cleaning_report["counts"],
+                "labels": list(label_map.names),
+                "label_map_sha256": label_map.sha256(),
+                "class_counts": dict(
+                    zip(classes["class"], classes["count"].astype(int).tolist(), strict=True)
+                ),
             },
         )
     return result

@@ -31,6 +31,15 @@ SAMPLE_PARAMETERS: dict[str, str] = {
     "smoke": "true",
     "drift_reference_root": "gs://sample-bucket/reference/sentiment",
     "git_revision": "0123456789abcdef0123456789abcdef01234567",
+    # the task (a four-class one, so that no value equals its binary default)
+    "labels": "amazon-negative,amazon-positive,imdb-negative,imdb-positive",
+    "label_map": "gs://sample-bucket/datasets/label_map.json",
+    "kaggle_label": "review_score",
+    "min_train_rows": "800",
+    "min_eval_rows": "350",
+    "min_class_count": "50",
+    "gate_metric": "macro_f1",
+    "registered_model": "uci-source-sentiment",
     # batch-score
     "model_uri": "models:/sentiment@champion",
     "output_uri": "",
