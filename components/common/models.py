@@ -15,22 +15,46 @@ from typing import Any, Protocol
 import numpy as np
 
 from components.common.artifacts import ArtifactError, Manifest, verify_manifest, write_manifest
+from components.common.labels import BINARY_NAMES, LabelMap, LabelMapError
 
 TFIDF_FLAVOR = "tfidf"
 TRANSFORMER_FLAVOR = "transformer"
 SKOPS_FILE = "model.skops"
-LABELS = ("negative", "positive")
+LABELS = BINARY_NAMES  # the default (binary) task's class names; a model's own are ``model.labels``
 
 
 class TextClassifier(Protocol):
-    """Anything that turns texts into the positive-class probability."""
+    """Anything that turns texts into class probabilities, with the names of its classes."""
 
     flavor: str
     manifest: Manifest
+    labels: LabelMap
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Positive-class probability for each text, shape (n,)."""
+        """Class probabilities for each text, shape (n, k), columns in class-id order (binary: column 1 = P(positive))."""
         ...
+
+
+def manifest_labels(manifest: Manifest) -> LabelMap:
+    """The model's classes from its manifest metadata ``labels``; binary when absent (models before label maps)."""
+    names = manifest.metadata.get("labels")
+    if names is None:
+        return LabelMap.binary()
+    if not isinstance(names, list | tuple):
+        raise ArtifactError(f"manifest metadata 'labels' must be a list of class names, got {names!r}")
+    try:
+        return LabelMap(tuple(str(n) for n in names))
+    except LabelMapError as exc:
+        raise ArtifactError(f"manifest metadata 'labels': {exc}") from exc
+
+
+def _check_width(proba: np.ndarray, labels: LabelMap) -> np.ndarray:
+    """Refuse a model whose output width differs from its declared classes (a mislabelled artifact)."""
+    if proba.ndim != 2 or proba.shape[1] != labels.num_classes:
+        raise ArtifactError(
+            f"model outputs shape {proba.shape} but declares {labels.num_classes} classes {list(labels.names)}"
+        )
+    return proba
 
 
 @dataclass
@@ -41,8 +65,14 @@ class TfidfModel:
     manifest: Manifest
     flavor: str = TFIDF_FLAVOR
 
+    @property
+    def labels(self) -> LabelMap:
+        """The model's classes (manifest metadata ``labels``; binary when absent)."""
+        return manifest_labels(self.manifest)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.pipeline.predict_proba(list(texts))[:, 1]
+        """Class probabilities, shape (n, k), columns in class-id order."""
+        return _check_width(np.asarray(self.pipeline.predict_proba(list(texts))), self.labels)
 
 
 def save_tfidf(pipeline: Any, model_dir: Path, metadata: dict[str, Any]) -> Manifest:
@@ -159,6 +189,7 @@ class TransformerModel:
         self.model_dir = model_dir
         self.manifest = manifest
         self.max_length = int(manifest.metadata.get("max_length", 128))
+        self.labels = manifest_labels(manifest)
         self._device_name = device
         self._device: Any = None
         self._tokenizer: Any = None
@@ -205,17 +236,18 @@ class TransformerModel:
         )
 
     def predict_tokens(self, encoded: dict[str, Any]) -> np.ndarray:
-        """Positive-class probability for an already tokenised batch."""
+        """Class probabilities (n, k) for an already tokenised batch: softmax over the k logits."""
         import torch
 
         with torch.inference_mode():
             batch = {k: v.to(self.device) for k, v in encoded.items()}
             logits = self.model(**batch).logits.float()
-            return torch.softmax(logits, dim=-1)[:, 1].cpu().numpy()
+            return _check_width(torch.softmax(logits, dim=-1).cpu().numpy(), self.labels)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, shape (n, k), columns in class-id order."""
         if not texts:
-            return np.zeros(0)
+            return np.zeros((0, self.labels.num_classes))
         parts = [
             self.predict_tokens(self.tokenize(texts[i : i + batch_size]))
             for i in range(0, len(texts), batch_size)
