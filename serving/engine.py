@@ -1,4 +1,4 @@
-"""Inference engines: turn texts into positive-class probabilities, split into a cheap, thread-safe
+"""Inference engines: turn texts into class probabilities (n, k), split into a cheap, thread-safe
 ``prepare`` step (tokenisation, run per request outside the model) and a batched ``infer`` step
 (run by the single batch worker, so the model itself needs no lock).
 
@@ -56,13 +56,14 @@ class Engine(Protocol):
     flavor: str
     precision: str
     releases_gil: bool  # False: the batcher runs it on the event loop, not in a thread
+    names: tuple[str, ...]  # the model's class names in id order: the columns of ``infer``'s matrix
 
     def prepare(self, texts: Sequence[str]) -> list[Any]:
         """Per-text features, computed outside the batch worker."""
         ...
 
     def infer(self, features: Sequence[Any]) -> np.ndarray:
-        """Positive-class probabilities for a batch of prepared features, shape (n,)."""
+        """Class probabilities for a batch of prepared features, shape (n, k), columns in ``names`` order."""
         ...
 
 
@@ -75,6 +76,7 @@ class TfidfEngine:
 
     def __init__(self, model: TextClassifier) -> None:
         self.model = model
+        self.names = model.labels.names
 
     def prepare(self, texts: Sequence[str]) -> list[Any]:
         return list(texts)
@@ -115,7 +117,8 @@ class _TokenEngine:
     precision = "fp32"
     releases_gil = True
 
-    def __init__(self, max_length: int, call_cost_tokens: int, pad_id: int) -> None:
+    def __init__(self, max_length: int, call_cost_tokens: int, pad_id: int, names: tuple[str, ...]) -> None:
+        self.names = names
         self.max_length = max_length
         self.call_cost_tokens = call_cost_tokens
         self.pad_id = pad_id
@@ -138,7 +141,7 @@ class _TokenEngine:
     def infer(self, features: Sequence[Any]) -> np.ndarray:
         order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
         lengths = [len(features[i]["input_ids"]) for i in order]
-        probs = np.empty(len(features))
+        probs = np.empty((len(features), len(self.names)))
         start = 0
         for end in split_batch(lengths, self.call_cost_tokens):
             rows = order[start:end]
@@ -147,7 +150,7 @@ class _TokenEngine:
         return probs
 
     def run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        """Positive-class probabilities of one padded sub-batch."""
+        """Class probabilities (rows, k) of one padded sub-batch."""
         raise NotImplementedError
 
 
@@ -158,7 +161,9 @@ class TorchEngine(_TokenEngine):
         import torch
 
         tokenizer = model.tokenizer
-        super().__init__(model.max_length, call_cost_tokens, int(tokenizer.pad_token_id or 0))
+        super().__init__(
+            model.max_length, call_cost_tokens, int(tokenizer.pad_token_id or 0), model.labels.names
+        )
         self.tokenizer = tokenizer
         self.keys = list(tokenizer.model_input_names)
         self.model = model
@@ -186,8 +191,9 @@ class OnnxEngine(_TokenEngine):
     """One of the ONNX graphs shipped in the (verified) model directory, run by ONNX Runtime on CPU.
 
     Loading checks the graph against torch: its answers on the probe texts, tokenised and batched exactly as
-    requests are, must match the probabilities torch gave when the pipeline exported it (recorded in the
-    manifest's metadata, so inside the digest)."""
+    requests are, must match the (n, k) probabilities torch gave when the pipeline exported it (recorded in
+    the manifest's metadata, so inside the digest; a graph with another number of classes than the model's
+    label map is refused there too)."""
 
     def __init__(
         self, model: TransformerModel, variant: str, settings: ServingSettings, threads: int
@@ -214,7 +220,15 @@ class OnnxEngine(_TokenEngine):
         self.session = session(model.model_dir / graph, threads, settings.onnx_allow_spinning)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.tokenizer = ServingTokenizer(model.model_dir, model.max_length, self.inputs)
-        super().__init__(model.max_length, settings.call_cost_tokens, self.tokenizer.pad_id)
+        super().__init__(
+            model.max_length, settings.call_cost_tokens, self.tokenizer.pad_id, model.labels.names
+        )
+        width = next(o.shape[-1] for o in self.session.get_outputs() if o.name == "logits")
+        if isinstance(width, int) and width != len(self.names):  # a symbolic width is checked by the probe
+            raise ArtifactError(
+                f"ONNX {variant} graph outputs {width} logits but the model declares {len(self.names)} "
+                f"classes {list(self.names)}"
+            )
         self.precision = PRECISION[variant]
         tolerance = settings.onnx_max_prob_diff if variant == "fp32" else settings.int8_max_prob_diff
         check = compare_probe(
@@ -233,10 +247,10 @@ class OnnxEngine(_TokenEngine):
         return self.tokenizer(texts)
 
     def run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        from serving.onnx_export import positive_probability
+        from serving.onnx_export import softmax
 
         logits = self.session.run(["logits"], batch)[0]
-        return positive_probability(logits.astype(np.float64))
+        return softmax(logits.astype(np.float64))
 
 
 def inference_threads(requested: int) -> int:

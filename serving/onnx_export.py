@@ -5,7 +5,8 @@ manifest) exports the classifier with torch's dynamo exporter (the TorchScript e
 transformers 5's attention-mask code into constants and gives logits off by up to 0.07; measured), fuses
 LayerNorm/GELU with ORT's transformer optimizer, and quantizes the MatMul weights per channel for int8.
 Both graphs land under ``onnx/``; the manifest lists their sha256 like every other file, and its metadata
-(``onnx``: graph paths, torch's probabilities on the probe texts) is inside the digest too.
+(``onnx``: graph paths, torch's class probabilities on the probe texts) is inside the digest too. The graph's
+output is ``logits`` (n, k) for the model's k classes; the engine turns them into an (n, k) softmax matrix.
 
 The predictor then only verifies and loads: ``load_graph`` opens one graph and refuses it unless its answers
 on the probe texts, tokenised the way serving tokenises, match torch's recorded ones. It needs neither torch
@@ -166,9 +167,19 @@ def session(path: Path, threads: int, allow_spinning: bool) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def positive_probability(logits: np.ndarray) -> np.ndarray:
-    """Softmax over two logits, positive class, computed stably."""
-    return 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, k) from logits (n, k), computed stably (row max subtracted)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def reference_matrix(reference: Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
+    """Recorded torch probe answers as an (n, k) matrix: binary models exported before N-class support
+    recorded P(positive) per text, which is the matrix [1 - p, p]."""
+    values = np.asarray(reference, dtype=np.float64)
+    if values.ndim == 1:
+        return np.column_stack([1.0 - values, values])
+    return values
 
 
 def shipped(manifest: Manifest) -> dict[str, Any] | None:
@@ -195,17 +206,20 @@ class ProbeCheck:
         }
 
 
-def compare_probe(got: np.ndarray, reference: Sequence[float], variant: str, tolerance: float) -> ProbeCheck:
-    """Refuse a graph whose probe probabilities differ from torch's: fp32 by more than ``tolerance`` on any
-    text, int8 by more than ``tolerance`` on average (its weights are rounded by design)."""
-    expected = np.asarray(reference, dtype=np.float64)
+def compare_probe(
+    got: np.ndarray, reference: Sequence[float] | Sequence[Sequence[float]], variant: str, tolerance: float
+) -> ProbeCheck:
+    """Refuse a graph whose probe probabilities (n, k) differ from torch's: fp32 by more than ``tolerance``
+    in any class of any text, int8 by more than ``tolerance`` on average (its weights are rounded by design).
+    ``reference``: the recorded (n, k) matrix, or a binary model's older P(positive) list."""
+    expected = reference_matrix(reference)
     if got.shape != expected.shape:
         raise ArtifactError(
-            f"ONNX {variant} graph: {got.shape[0]} probe answers, {expected.shape[0]} recorded"
+            f"ONNX {variant} graph: probe answers of shape {got.shape}, recorded {expected.shape}"
         )
     diff = np.abs(got - expected)
     check = ProbeCheck(
-        float(diff.max()), float(diff.mean()), float(np.mean((got >= 0.5) == (expected >= 0.5)))
+        float(diff.max()), float(diff.mean()), float(np.mean(got.argmax(axis=1) == expected.argmax(axis=1)))
     )
     measured = check.max_abs_diff if variant == "fp32" else check.mean_abs_diff
     if not measured <= tolerance:  # also refuses NaN
