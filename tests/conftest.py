@@ -11,12 +11,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RT_CSV = REPO_ROOT / "data" / "rotten_tomatoes" / "rotten_tomatoes.csv"
+FOUR_CLASS_DIR = REPO_ROOT / "data" / "uci_source_sentiment"  # the four-class task (see its PROVENANCE.md)
 UCI_CSV = REPO_ROOT / "data" / "uci_sentiment_labelled_sentences" / "uci_sentiment_labelled_sentences.csv"
 # Third-party files the tests check against, vendored unmodified with their licences (see its PROVENANCE.md).
 VENDOR = REPO_ROOT / "tests" / "fixtures" / "vendor"
@@ -154,6 +156,62 @@ def tiny_transformer_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_ch
         out, TRANSFORMER_FLAVOR, metadata | {"onnx": export_graphs(out, 64)}
     )  # as finetune ships it
     return out
+
+
+def four_class_validate_settings(output_dir: Path) -> Any:
+    """``validate`` settings of the four-class task (data/uci_source_sentiment, sized as its PROVENANCE says)."""
+    from components.validate.gate import ValidateSettings
+
+    return ValidateSettings(
+        dataset_uri=str(FOUR_CLASS_DIR / "uci_source_sentiment.csv"),
+        label_map=str(FOUR_CLASS_DIR / "label_map.json"),
+        output_dir=str(output_dir),
+        min_train_rows=800,
+        min_eval_rows=350,
+        min_class_count=50,
+        track=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def four_class_validated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Output of ``validate`` on the four-class UCI source × sentiment dataset (with its label_map.json)."""
+    from components.validate.gate import validate_dataset
+
+    out = tmp_path_factory.mktemp("validated_4")
+    result = validate_dataset(four_class_validate_settings(out))
+    assert result.success, result.reason
+    return out
+
+
+@pytest.fixture(scope="session")
+def four_class_model_dirs(
+    tmp_path_factory: pytest.TempPathFactory, four_class_validated_dir: Path
+) -> dict[str, Path]:
+    """Four-class model directories (manifest ``labels`` = the UCI source × sentiment classes):
+    ``tfidf``, the baseline trained on the dataset; ``transformer``, a tiny BERT (untrained head, named
+    classes in its config) with its ONNX graphs, as finetune ships it."""
+    from components.common.artifacts import write_manifest
+    from components.common.data import read_validated
+    from components.common.labels import validated_label_map
+    from components.common.models import TRANSFORMER_FLAVOR
+    from components.export.export import export_graphs
+    from components.train_baseline.train import BaselineSettings, train_baseline
+    from tests.tiny_models import build_tiny_checkpoint
+
+    labels = validated_label_map(str(four_class_validated_dir))
+    baseline = train_baseline(
+        BaselineSettings(
+            validated_dir=str(four_class_validated_dir),
+            output_dir=str(tmp_path_factory.mktemp("baseline_4")),
+            track=False,
+        )
+    )
+    texts = read_validated(str(four_class_validated_dir / "dataset.parquet"))["text"].tolist()
+    out = build_tiny_checkpoint(texts, tmp_path_factory.mktemp("tiny_model_4") / "model", labels=labels.names)
+    metadata = {"max_length": 64, "base_model": "tiny-test", "labels": list(labels.names)}
+    write_manifest(out, TRANSFORMER_FLAVOR, metadata | {"onnx": export_graphs(out, 64)})
+    return {"tfidf": Path(baseline.model_dir), "transformer": out}
 
 
 @pytest.fixture()

@@ -7,9 +7,10 @@ from components.common.tracking import TrackedStep, step_cli
 
 
 def _finish(settings: BatchScoreSettings, result: BatchScoreResult) -> None:
+    shares = ", ".join(f"{name} {share:.3f}" for name, share in (result.class_shares or {}).items())
     print(
         f"scored {result.rows} rows with {result.model_name} version {result.model_version} "
-        f"(positive share {result.positive_share:.3f}) -> {result.output_uri}"
+        f"(class shares: {shares}) -> {result.output_uri}"
     )
 
 

@@ -5,6 +5,10 @@ The model comes from ``components.common.model_source.resolve_model``: the regis
 required and checked against the downloaded files) or a model directory / step output folder, local or
 ``gs://``, pinned by ``--expected-digest``. The output is written atomically (temp file + rename
 locally, a single object upload on GCS), so a reader never sees half a file.
+
+Columns added: ``predicted_label`` (the class name; binary models: the id 0/1 as always, the name in
+``predicted_label_name``), ``class_index`` (the class id), ``probability_<name>`` per class (binary also keeps
+``positive_probability``), ``model_name``, ``model_version``.
 """
 
 from __future__ import annotations
@@ -22,18 +26,21 @@ from pydantic import Field
 
 from components.common.artifacts import atomic_write_bytes, is_remote, local_path
 from components.common.data import COMPRESSION_SUFFIXES, normalise_text, read_table
+from components.common.labels import LabelMap, as_matrix, predicted_ids
 from components.common.model_source import LoadedModel, resolve_model
-from components.common.models import LABELS, TextClassifier
+from components.common.models import TextClassifier
 from components.common.settings import ComponentError, TrackingSettings
 from components.common.tracking import git_commit
 
 PREDICTION_COLUMNS = (
     "predicted_label",
     "predicted_label_name",
+    "class_index",
     "positive_probability",
     "model_name",
     "model_version",
 )
+PROBABILITY_PREFIX = "probability_"
 PREDICTIONS_SUFFIX = ".predictions.parquet"
 DATA_EXTENSIONS = frozenset(
     {"csv", "tsv", "parquet", "pq", "jsonl", "ndjson", "json", *(c.lstrip(".") for c in COMPRESSION_SUFFIXES)}
@@ -72,11 +79,12 @@ class BatchScoreResult:
     output_uri: str
     rows: int
     empty_texts: int
-    positive_share: float
+    positive_share: float | None  # binary: share predicted positive; None for other tasks (see class_shares)
     model_name: str
     model_version: str
     model_digest: str
     seconds: float
+    class_shares: dict[str, float] | None = None  # share of the rows predicted as each class, by name
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -119,19 +127,31 @@ def predict_frame(
         raise ComponentError(
             f"text column {text_column!r} not in the dataset; columns: {list(frame.columns)}"
         )
-    clashing = [c for c in PREDICTION_COLUMNS if c in frame.columns]
+    labels: LabelMap = getattr(model, "labels", None) or LabelMap.binary()
+    probability_columns = [f"{PROBABILITY_PREFIX}{name}" for name in labels.names]
+    clashing = [c for c in (*PREDICTION_COLUMNS, *probability_columns) if c in frame.columns]
     if clashing:
         raise ComponentError(
             f"the dataset already has prediction column(s) {clashing}; is it an output file?"
         )
     texts = [normalise_text(str(t)) if isinstance(t, str) else "" for t in frame[text_column].tolist()]
     parts = [model.predict_proba(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
-    probs = np.concatenate(parts).astype(float) if parts else np.zeros(0)
-    labels = (probs >= 0.5).astype(int)
+    k = labels.num_classes
+    probs = as_matrix(np.concatenate(parts)) if parts else np.zeros((0, k))
+    if probs.shape[1] != k:
+        raise ComponentError(f"the model returned {probs.shape[1]} class probabilities for {k} classes")
+    ids = predicted_ids(probs)
+    names = np.asarray(labels.names, dtype=object)[ids] if len(ids) else np.zeros(0, dtype=object)
     out = frame.copy()
-    out["predicted_label"] = labels
-    out["predicted_label_name"] = [LABELS[i] for i in labels]
-    out["positive_probability"] = probs
+    # Binary keeps its columns exactly (predicted_label = id); other tasks name the class in predicted_label.
+    out["predicted_label"] = ids if labels.is_binary else names
+    if labels.is_binary:
+        out["predicted_label_name"] = names
+    out["class_index"] = ids
+    for i, column in enumerate(probability_columns):
+        out[column] = probs[:, i]
+    if labels.is_binary:
+        out["positive_probability"] = probs[:, 1]
     out["model_name"] = name
     out["model_version"] = version
     return out
@@ -178,12 +198,19 @@ def batch_score(settings: BatchScoreSettings, loaded: LoadedModel | None = None)
         "scored_at": pd.Timestamp.now(tz="UTC").isoformat(),
     }
     atomic_write_bytes(output_uri, _parquet_bytes(scored, metadata))
+    labels = loaded.model.labels
+    counts = np.bincount(scored["class_index"].to_numpy(dtype=int), minlength=labels.num_classes)
+    shares = {
+        n: float(c / len(scored)) if len(scored) else 0.0 for n, c in zip(labels.names, counts, strict=True)
+    }
+    positive_share = shares["positive"] if labels.is_binary else None
     return BatchScoreResult(
         dataset_uri=settings.dataset_uri,
         output_uri=output_uri,
         rows=len(scored),
         empty_texts=empty,
-        positive_share=float(scored["predicted_label"].mean()) if len(scored) else 0.0,
+        positive_share=positive_share,
+        class_shares=shares,
         model_name=loaded.name,
         model_version=loaded.version,
         model_digest=loaded.digest,

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from components.common.artifacts import ArtifactError, atomic_write_json, is_remote, local_path, upload_dir
 from components.common.data import PARQUET_READ, iter_split, read_summary
+from components.common.labels import LabelMap, validated_label_map
 from components.common.metrics import classification_metrics, format_table, plot_confusion_matrix
 from components.common.model_source import ModelNotFoundError, resolve_model
 from components.common.models import TextClassifier
@@ -141,9 +142,12 @@ def _finish(
     out: Path,
 ) -> ModelEvaluation:
     proba = np.concatenate(scoring.proba)
-    metrics = classification_metrics(labels, proba, word_counts=word_counts)
     role, model = scoring.role, scoring.model
-    plot_confusion_matrix(metrics.confusion_matrix, f"{role} ({model.flavor})", out / f"confusion_{role}.png")
+    names = model.labels.names
+    metrics = classification_metrics(labels, proba, word_counts=word_counts, class_names=names)
+    plot_confusion_matrix(
+        metrics.confusion_matrix, f"{role} ({model.flavor})", out / f"confusion_{role}.png", names
+    )
     p50, p95 = _latency(model, latency_texts)
     return ModelEvaluation(
         role=role,
@@ -154,6 +158,23 @@ def _finish(
         latency_ms_p95=p95,
         batch_throughput_per_s=len(proba) / scoring.seconds if scoring.seconds else 0.0,
     )
+
+
+def paired_columns(role: str, proba: np.ndarray) -> dict[str, np.ndarray]:
+    """A model's columns in ``predictions.parquet``: binary ``<role>_proba`` = P(positive) (as always);
+    N classes ``<role>_proba_<id>``, one per class (what the promotion gate reads)."""
+    if proba.ndim == 1 or proba.shape[1] == 2:
+        return {f"{role}_proba": proba if proba.ndim == 1 else proba[:, 1]}
+    return {f"{role}_proba_{i}": proba[:, i] for i in range(proba.shape[1])}
+
+
+def _check_labels(role: str, model: TextClassifier, labels: LabelMap) -> None:
+    """A model trained on other classes cannot be scored against this dataset's label ids."""
+    if model.labels != labels:
+        raise ArtifactError(
+            f"the {role} model's classes {list(model.labels.names)} differ from the dataset's label map"
+            f" {list(labels.names)}"
+        )
 
 
 def _smoke_flag(validated_dir: str) -> bool:
@@ -177,11 +198,13 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
     out.mkdir(parents=True, exist_ok=True)
     models: list[_Scoring] = []
     trained: dict[str, TrainResult] = {}
+    label_map = validated_label_map(settings.validated_dir)
     for role, step_dir in (("baseline", settings.baseline_dir), ("challenger", settings.challenger_dir)):
         trained[role] = TrainResult.read(step_dir)
         # The pipeline's own hand-off: this run's training output, checked against its manifest; the
         # digest evaluated here is the one register records and every later reader is pinned to.
         loaded = resolve_model(trained[role].model_dir, allow_unpinned=True)
+        _check_labels(role, loaded.model, label_map)
         models.append(_Scoring(role, loaded.model))
     champion_version = None
     if settings.compare_champion:
@@ -189,6 +212,13 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
             champion = resolve_model(f"models:/{settings.registered_model}@{CHAMPION}", tracking=settings)
         except ModelNotFoundError:
             champion = None  # nothing promoted yet
+        if champion is not None and champion.model.labels != label_map:
+            print(
+                f"note: the champion's classes {list(champion.model.labels.names)} differ from this task's"
+                f" {list(label_map.names)}: not compared (is registered_model the task's own name?)",
+                flush=True,
+            )
+            champion = None
         if champion is not None:
             champion_version = champion.version
             models.append(_Scoring("champion", champion.model))
@@ -227,7 +257,12 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
     result.models["challenger"].int8 = int8_accuracy_change(
         challenger, settings.validated_dir, settings.int8_max_rows
     )
-    predictions = pd.DataFrame({"label": y, **{f"{s.role}_proba": np.concatenate(s.proba) for s in models}})
+    predictions = pd.DataFrame(
+        {
+            "label": y,
+            **{k: v for s in models for k, v in paired_columns(s.role, np.concatenate(s.proba)).items()},
+        }
+    )
     predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
     (out / TABLE_FILE).write_text(result.table() + "\n")
     # evaluation.json last: its presence marks a finished evaluation (register reads only that).

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from components.common import data as datalib
+from components.common.labels import as_matrix, predicted_ids
 from components.common.models import TextClassifier, TransformerModel
 
 INT8_LOSS_TAG = "int8_accuracy_loss_validation"  # the tag the predictor's quantize=auto reads
@@ -54,7 +55,8 @@ def int8_accuracy_change(
                 probs = np.concatenate(
                     [engine.infer(features[i : i + 64]) for i in range(0, len(features), 64)]
                 )
-                preds[variant].append((probs >= 0.5).astype(np.int8))
+                # (n, k) from the engine (a 1-D P(positive) from binary-only engines): same rule as evaluate
+                preds[variant].append(predicted_ids(as_matrix(probs)).astype(np.int8))
             seen += len(batch)
             if max_rows and seen >= max_rows:
                 break

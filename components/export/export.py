@@ -3,7 +3,7 @@
 ``export_graphs`` runs while the model directory is being written (finetune calls it after saving the weights
 and tokenizer, before the manifest): the graphs are files of the directory, so the manifest lists their
 sha256 and the digest the registry records covers them. The returned metadata (graph paths, torch's
-probabilities on the probe texts, the measured differences) goes into the manifest too: the predictor
+class-probability matrix on the probe texts, the measured differences) goes into the manifest too: the predictor
 checks the graph it serves against those recorded answers instead of loading torch at every start.
 """
 
@@ -13,8 +13,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from components.common.artifacts import ArtifactError, Manifest, verify_manifest, write_manifest
-from components.common.models import TRANSFORMER_FLAVOR, TransformerModel
+from components.common.labels import LabelMap, as_matrix
+from components.common.models import TRANSFORMER_FLAVOR, TransformerModel, manifest_labels
 from serving.onnx_export import GRAPH_DIR, GRAPHS, METADATA_KEY, probe_digest, write_graphs
 from serving.probe import PROBE_TEXTS
 
@@ -32,14 +35,23 @@ def _versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
 
 
+def config_labels(config: Any) -> LabelMap:
+    """A Hugging Face config's classes: binary for two outputs, else ``id2label`` in id order."""
+    if config.num_labels == 2:
+        return LabelMap.binary()
+    return LabelMap(tuple(str(config.id2label[i]) for i in range(config.num_labels)))
+
+
 def export_graphs(
     model_dir: Path,
     max_length: int,
     fp32_tolerance: float = FP32_MAX_ABS_DIFF,
     int8_tolerance: float = INT8_MAX_MEAN_DIFF,
+    labels: LabelMap | None = None,
 ) -> dict[str, Any]:
     """Write ``model_dir/onnx/`` from the weights and tokenizer saved in ``model_dir`` (no manifest yet) and
     return the manifest metadata entry; ArtifactError when a graph or the serving tokenizer disagrees with torch.
+    ``labels``: the model's classes (default: binary for two outputs, else the config's ``id2label``).
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -49,11 +61,13 @@ def export_graphs(
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+    labels = labels or config_labels(model.config)
     encoded = tokenizer(
         list(PROBE_TEXTS), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
     )
     with torch.inference_mode():
-        reference = torch.softmax(model(**encoded).logits.float(), dim=-1)[:, 1].tolist()
+        # (n, k) class probabilities, columns in class-id order (binary included: column 1 = P(positive)).
+        reference = torch.softmax(model(**encoded).logits.float(), dim=-1).tolist()
     write_graphs(model, {k: v[:2] for k, v in encoded.items()}, model_dir)
     record: dict[str, Any] = {
         "graphs": dict(GRAPHS),
@@ -66,7 +80,7 @@ def export_graphs(
     draft = Manifest(
         TRANSFORMER_FLAVOR,
         {path: "" for path in GRAPHS.values()},
-        {"max_length": max_length, METADATA_KEY: record},
+        {"max_length": max_length, "labels": list(labels.names), METADATA_KEY: record},
     )
     settings = ServingSettings(onnx_max_prob_diff=fp32_tolerance, int8_max_prob_diff=int8_tolerance)
     checks = {}
@@ -79,7 +93,7 @@ def export_graphs(
                 raise ArtifactError(
                     "the serving tokenizer (tokenizer.json) disagrees with transformers' tokenizer"
                 )
-        diff = engine.infer(engine.prepare(PROBE_TEXTS)) - reference
+        diff = as_matrix(engine.infer(engine.prepare(PROBE_TEXTS))) - np.asarray(reference)
         checks[variant] = {"max_abs_diff": float(abs(diff).max()), "mean_abs_diff": float(abs(diff).mean())}
         log.info("onnx %s vs torch on the probe texts: %s", variant, checks[variant])
     return record | {"checks": checks}
@@ -94,5 +108,5 @@ def export_model_dir(model_dir: Path, expected_digest: str | None = None) -> Man
     for path in (model_dir / GRAPH_DIR).glob("*.onnx"):
         path.unlink()
     max_length = int(manifest.metadata.get("max_length", 128))
-    record = export_graphs(model_dir, max_length)
+    record = export_graphs(model_dir, max_length, labels=manifest_labels(manifest))
     return write_manifest(model_dir, TRANSFORMER_FLAVOR, manifest.metadata | {METADATA_KEY: record})

@@ -28,6 +28,7 @@ from components.common.artifacts import (
     write_manifest,
 )
 from components.common.data import DatasetSummary, read_summary, read_validated
+from components.common.labels import LabelMap, validated_label_map
 from components.common.metrics import classification_metrics
 from components.common.models import TRANSFORMER_FLAVOR
 from components.common.results import TrainResult, model_dir_of
@@ -48,7 +49,7 @@ if TYPE_CHECKING:  # the training stack is imported lazily: `--help` and the oth
 
 CHECKPOINT_SUBDIR = "checkpoints"
 PACKAGE_PREFIX = "package:"
-HEADLINE_METRICS = frozenset({"accuracy", "f1", "precision", "recall", "roc_auc"})
+HEADLINE_METRICS = frozenset({"accuracy", "f1", "precision", "recall", "roc_auc", "macro_f1", "weighted_f1"})
 # The settings recorded in the model's manifest (lineage of the weights).
 RECORDED_PARAMS = frozenset(
     {
@@ -65,6 +66,7 @@ RECORDED_PARAMS = frozenset(
         "max_eval_samples",
         "padding",
         "group_by_length",
+        "class_weight",
     }
 )
 Padding = Literal["dynamic", "max_length"]
@@ -128,6 +130,11 @@ class FinetuneSettings(TrackingSettings):
         description="evaluate and checkpoint every N optimisation steps (0 = a tenth of an epoch, within 100-2000)",
     )
     early_stopping_patience: int = 3
+    class_weight: Literal["none", "balanced"] = Field(
+        "none",
+        description="balanced: weighted cross-entropy, each class weighted inversely to its share of the "
+        "training rows",
+    )
     save_total_limit: int = 2
     track: bool = True
 
@@ -198,11 +205,12 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
 
 @dataclass
 class PreparedData:
-    """The rows one fine-tuning run trains and evaluates on, with the validated dataset's summary."""
+    """The rows one fine-tuning run trains and evaluates on, with the validated dataset's summary and classes."""
 
     train: pd.DataFrame
     validation: pd.DataFrame
     summary: DatasetSummary
+    labels: LabelMap
 
 
 def prepare_data(settings: FinetuneSettings, cuda: bool) -> PreparedData:
@@ -222,17 +230,31 @@ def prepare_data(settings: FinetuneSettings, cuda: bool) -> PreparedData:
             flush=True,
         )
         validation = validation.sample(n=settings.max_eval_samples, random_state=settings.seed)
-    return PreparedData(train=train, validation=validation, summary=summary)
+    return PreparedData(
+        train=train,
+        validation=validation,
+        summary=summary,
+        labels=validated_label_map(settings.validated_dir),
+    )
 
 
-def load_base_model(reference: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    """The base checkpoint's tokenizer and a two-label sequence classifier on top of it."""
+def load_base_model(
+    reference: str, labels: LabelMap | None = None
+) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """The base checkpoint's tokenizer and a sequence classifier with one output per class of ``labels``
+    (default binary), the class names in its config (``id2label``/``label2id``)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    labels = labels or LabelMap.binary()
     base = resolve_base_model(reference)
     try:
         tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base,
+            num_labels=labels.num_classes,
+            id2label=dict(enumerate(labels.names)),
+            label2id={name: i for i, name in enumerate(labels.names)},
+        )
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot load base model {reference!r}: {exc}".splitlines()[0]) from exc
     return tokenizer, model
@@ -263,9 +285,15 @@ def real_token_count(dataset: datasets.Dataset) -> int:
 
 
 def training_arguments(
-    settings: FinetuneSettings, checkpoint_dir: Path, train_rows: int, precision: str, cuda: bool
+    settings: FinetuneSettings,
+    checkpoint_dir: Path,
+    train_rows: int,
+    precision: str,
+    cuda: bool,
+    best_metric: str = "accuracy",
 ) -> TrainingArguments:
-    """The Trainer's arguments: schedule, evaluation/checkpoint cadence, batching and data loading."""
+    """The Trainer's arguments: schedule, evaluation/checkpoint cadence, batching and data loading;
+    ``best_metric`` picks the checkpoint kept (accuracy for binary, macro_f1 for N classes)."""
     from transformers import TrainingArguments
 
     steps_per_epoch = max(1, -(-train_rows // settings.batch_size))
@@ -286,7 +314,7 @@ def training_arguments(
         save_steps=eval_steps,
         save_total_limit=settings.save_total_limit,
         load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
+        metric_for_best_model=best_metric,
         greater_is_better=True,
         logging_steps=max(1, eval_steps // 2),
         seed=settings.seed,
@@ -307,8 +335,37 @@ def _compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
     import torch
 
     logits = torch.as_tensor(prediction.predictions).float()
-    proba = torch.softmax(logits, dim=-1)[:, 1].numpy()
+    proba = torch.softmax(logits, dim=-1).numpy()  # (n, k): two columns score exactly as P(positive)
     return classification_metrics(np.asarray(prediction.label_ids), proba).headline()
+
+
+def balanced_class_weights(labels: pd.Series, num_classes: int) -> np.ndarray:
+    """``n / (k * count_c)`` per class id (scikit-learn's "balanced"); a class with no rows gets weight 0."""
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes).astype(float)
+    return np.divide(counts.sum(), num_classes * counts, out=np.zeros_like(counts), where=counts > 0)
+
+
+def _weighted_trainer_class(weights: np.ndarray) -> type[Trainer]:
+    """A Trainer whose loss is the class-weighted cross-entropy (``weights[c]`` for class id ``c``)."""
+    import torch
+    from transformers import Trainer
+
+    class WeightedLossTrainer(Trainer):
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs.logits.float()
+            weight = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
+            loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedLossTrainer
 
 
 def build_trainer(
@@ -318,11 +375,14 @@ def build_trainer(
     tokenizer: PreTrainedTokenizerBase,
     train_dataset: datasets.Dataset,
     eval_dataset: datasets.Dataset,
+    class_weights: np.ndarray | None = None,
 ) -> Trainer:
-    """A Trainer that pads each batch to its longest row and stops early on validation accuracy."""
+    """A Trainer that pads each batch to its longest row and stops early on the validation metric; with
+    ``class_weights``, its loss is the weighted cross-entropy."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
-    return Trainer(
+    trainer_class = Trainer if class_weights is None else _weighted_trainer_class(class_weights)
+    return trainer_class(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -369,9 +429,12 @@ def model_metadata(
     val_metrics: dict[str, float],
     resumed_from: Path | None,
     run_id: str | None,
+    labels: LabelMap | None = None,
 ) -> dict[str, Any]:
-    """The manifest metadata: lineage (dataset, commit, run), what serving needs (max_length), the params."""
+    """The manifest metadata: lineage (dataset, commit, run), what serving needs (max_length, the class
+    names), the params."""
     return {
+        "labels": list((labels or LabelMap.binary()).names),
         "dataset_hash": summary.dataset_hash,
         "git_commit": git_commit(),
         "run_id": run_id,
@@ -399,7 +462,8 @@ def publish(
         for leftover in ("training_args.bin",):  # a pickle; serving never needs it
             (Path(tmp) / leftover).unlink(missing_ok=True)
         # The serving graphs are built here, once, from the weights just saved: the manifest covers them.
-        metadata[ONNX_METADATA_KEY] = export_graphs(Path(tmp), max_length)
+        labels = LabelMap(tuple(metadata.get("labels") or LabelMap.binary().names))
+        metadata[ONNX_METADATA_KEY] = export_graphs(Path(tmp), max_length, labels=labels)
         write_manifest(Path(tmp), TRANSFORMER_FLAVOR, metadata)
 
 
@@ -412,15 +476,22 @@ def finetune(settings: FinetuneSettings, run_id: str | None = None) -> TrainResu
     cuda = torch.cuda.is_available()
     precision = choose_precision(settings.precision)
     data = prepare_data(settings, cuda)
-    tokenizer, model = load_base_model(settings.base_model)
+    tokenizer, model = load_base_model(settings.base_model, data.labels)
     checkpoint_dir = default_checkpoint_dir(settings)
+    best_metric = "accuracy" if data.labels.num_classes == 2 else "macro_f1"
+    weights = (
+        balanced_class_weights(data.train["label"], data.labels.num_classes)
+        if settings.class_weight == "balanced"
+        else None
+    )
     trainer = build_trainer(
         settings,
-        training_arguments(settings, checkpoint_dir, len(data.train), precision, cuda),
+        training_arguments(settings, checkpoint_dir, len(data.train), precision, cuda, best_metric),
         model,
         tokenizer,
         tokenise(data.train, tokenizer, settings.max_length, settings.padding),
         tokenise(data.validation, tokenizer, settings.max_length, settings.padding),
+        weights,
     )
     run = run_training(trainer, checkpoint_dir)
     val_metrics = validation_metrics(trainer)
@@ -428,7 +499,7 @@ def finetune(settings: FinetuneSettings, run_id: str | None = None) -> TrainResu
         trainer,
         tokenizer,
         settings.output_dir,
-        model_metadata(settings, data.summary, precision, val_metrics, run.resumed_from, run_id),
+        model_metadata(settings, data.summary, precision, val_metrics, run.resumed_from, run_id, data.labels),
         settings.max_length,
     )
     return TrainResult(

@@ -16,10 +16,11 @@ from pydantic import Field
 
 from components.common.artifacts import staging_dir
 from components.common.data import read_summary, read_validated
+from components.common.labels import validated_label_map
 from components.common.metrics import classification_metrics
 from components.common.models import save_tfidf
 from components.common.results import TrainResult, model_dir_of
-from components.common.settings import TrackingSettings
+from components.common.settings import ComponentError, TrackingSettings
 from components.common.tracking import git_commit
 
 
@@ -40,6 +41,9 @@ class BaselineSettings(TrackingSettings):
     c: float = Field(4.0, description="inverse regularisation strength of LogisticRegression")
     max_iter: int = 1000
     seed: int = 42
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="balanced: weight each class inversely to its share of the train split"
+    )
     track: bool = True
 
 
@@ -53,6 +57,7 @@ HYPERPARAMETERS = {
     "c",
     "max_iter",
     "seed",
+    "class_weight",
 }
 
 
@@ -91,7 +96,13 @@ def build_pipeline(settings: BaselineSettings) -> Any:
                 ),
             )
         ]
-    classifier = LogisticRegression(C=settings.c, max_iter=settings.max_iter, random_state=settings.seed)
+    # One multinomial (softmax) model over the class ids 0..k-1; with two classes the same binary model as ever.
+    classifier = LogisticRegression(
+        C=settings.c,
+        max_iter=settings.max_iter,
+        random_state=settings.seed,
+        class_weight=None if settings.class_weight == "none" else settings.class_weight,
+    )
     return Pipeline([*features, ("clf", classifier)])
 
 
@@ -121,13 +132,23 @@ def train_baseline(settings: BaselineSettings, run_id: str | None = None) -> Tra
     train = frame[frame["split"] == "train"]
     validation = frame[frame["split"] == "validation"]
     del frame
+    label_map = validated_label_map(settings.validated_dir)
     pipeline = build_pipeline(settings)
     started = time.perf_counter()
     fit_pipeline(pipeline, train["text"].tolist(), train["label"].to_numpy())
     seconds = time.perf_counter() - started
-    proba = pipeline.predict_proba(validation["text"].tolist())[:, 1]
-    val_metrics = classification_metrics(validation["label"].tolist(), proba).headline()
+    fitted = [int(c) for c in pipeline.named_steps["clf"].classes_]
+    if fitted != list(range(label_map.num_classes)):  # a class missing from train would shift the columns
+        raise ComponentError(
+            f"the train split has class ids {fitted}, the label map declares {label_map.num_classes}"
+            f" classes {list(label_map.names)}"
+        )
+    proba = pipeline.predict_proba(validation["text"].tolist())
+    val_metrics = classification_metrics(
+        validation["label"].tolist(), proba, class_names=label_map.names
+    ).headline()
     metadata = {
+        "labels": list(label_map.names),
         "dataset_hash": summary.dataset_hash,
         "git_commit": git_commit(),
         "run_id": run_id,

@@ -139,7 +139,8 @@ def load_reference(settings: DriftSettings, class_names: tuple[str, ...] | None 
         probabilities = _predictions_column(rows["probabilities"])
     dataset_hash = data.dataset_hash(table) if {"label", "split"} <= set(table.columns) else None
     if probabilities is None and settings.model_uri:
-        probabilities = _model_predictions(_reference_predictions(settings, texts, dataset_hash), class_names)
+        proba, model_names = _reference_predictions(settings, texts, dataset_hash)
+        probabilities = _model_predictions(proba, model_names or class_names)
     leave_one_out = not has_split or settings.reference_split in ("train", "all")
     frame = features.build_features(texts, probabilities, vocabulary, leave_one_out=leave_one_out)
     return Reference(frame=frame, vocabulary=vocabulary, dataset_hash=dataset_hash)
@@ -159,7 +160,8 @@ def _predictions_column(column: pd.Series) -> features.Predictions:
 def _model_predictions(
     proba: np.ndarray, class_names: tuple[str, ...] | None
 ) -> np.ndarray | features.Predictions:
-    """A model's output as predictions: 1-D P(positive) (binary), or (n, k) columns in class-id order."""
+    """A model's output as predictions: 1-D P(positive) (binary), or (n, k) columns in class-id order named by
+    ``class_names`` (the model's own labels; the payload logs' names for caches written before them)."""
     if proba.ndim == 1:
         return proba
     names = class_names if class_names and len(class_names) == proba.shape[1] else None
@@ -172,9 +174,11 @@ def _model_predictions(
     return features.Predictions.from_matrix(names, proba)
 
 
-def _reference_predictions(settings: DriftSettings, texts: list[str], dataset_hash: str | None) -> np.ndarray:
-    """The model's probabilities on the reference texts (binary 1-D P(positive) or (n, k)), cached per
-    (model digest, texts).
+def _reference_predictions(
+    settings: DriftSettings, texts: list[str], dataset_hash: str | None
+) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """The model's probabilities on the reference texts (binary 1-D P(positive), or (n, k) with the model's
+    class names), cached per (model digest, texts).
 
     A transformer on CPU takes minutes for the training split; the hourly CronJob computes them once per
     model version: ``<log_root>/<model_name>/drift/reference-cache/<model digest>-<texts hash>.parquet``.
@@ -195,21 +199,29 @@ def _reference_predictions(settings: DriftSettings, texts: list[str], dataset_ha
         cached = data.read_validated(cache)
         if cached["text"].tolist() == texts:
             if "probability" in cached.columns:
-                return cached["probability"].to_numpy(dtype=float)
-            return np.array([json.loads(v) for v in cached["probabilities"]], dtype=float)
+                return cached["probability"].to_numpy(dtype=float), None
+            names = tuple(json.loads(cached["class_names"].iloc[0])) if "class_names" in cached else None
+            return np.array([json.loads(v) for v in cached["probabilities"]], dtype=float), names
     except Exception:  # absent or unreadable cache: recompute
         log.info("no usable reference prediction cache at %s", cache)
-    probabilities = np.asarray(files.load().model.predict_proba(texts), dtype=float)
+    model = files.load().model
+    probabilities = np.asarray(model.predict_proba(texts), dtype=float)
+    labels = model.labels
+    if labels.is_binary:  # P(positive), as binary references always were (and their caches hold)
+        probabilities = probabilities[:, 1]
     try:
         column = (
             {"probability": probabilities}
             if probabilities.ndim == 1
-            else {"probabilities": [json.dumps(row) for row in probabilities.tolist()]}
+            else {
+                "probabilities": [json.dumps(row) for row in probabilities.tolist()],
+                "class_names": json.dumps(list(labels.names)),
+            }
         )
         data.write_validated(pd.DataFrame({"text": texts, **column}), cache)
     except Exception as exc:  # a read-only sink must not fail the run
         log.warning("cannot write reference prediction cache %s: %s", cache, exc)
-    return probabilities
+    return probabilities, None if labels.is_binary else labels.names
 
 
 def _evidently_scores(
