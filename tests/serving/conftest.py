@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import REPO_ROOT, free_port, wait_for_http
 
 MODEL = "sentiment"
+FOUR_CLASSES = ("negative-short", "negative-long", "positive-short", "positive-long")
 
 
 @dataclass
@@ -134,6 +135,33 @@ def wait_ready(server: Server) -> Server:
 
 
 @pytest.fixture(scope="session")
+def four_class_tfidf_dir(tmp_path_factory: pytest.TempPathFactory, rt_frame: Any) -> Path:
+    """A real four-class TF-IDF model (sentiment x review length, ``FOUR_CLASSES``) trained on RT text."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from components.common.models import save_tfidf
+
+    frame = rt_frame.sample(3000, random_state=0)  # the file is sorted by label
+    long = frame["text"].str.len() > frame["text"].str.len().median()
+    y = frame["label"].astype(int) * 2 + long.astype(int)
+    # the baseline's default features (hashing + TF-IDF weights), multinomial LogisticRegression
+    pipeline = Pipeline(
+        [
+            ("hashing", HashingVectorizer(n_features=1 << 14, alternate_sign=False, norm=None)),
+            ("tfidf", TfidfTransformer()),
+            ("clf", LogisticRegression(max_iter=500)),
+        ]
+    )
+    pipeline.fit(frame["text"].tolist(), y.to_numpy())
+    out = tmp_path_factory.mktemp("four_class_tfidf") / "model"
+    out.mkdir()
+    save_tfidf(pipeline, out, {"labels": list(FOUR_CLASSES)})
+    return out
+
+
+@pytest.fixture(scope="session")
 def launched(
     request: pytest.FixtureRequest, baseline_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Server]]:
@@ -180,6 +208,10 @@ def launched(
             "--int8-accuracy-loss",
             "0.1",
         )
+        # four-class models: every response carries the class names and all four probabilities
+        servers["tfidf4"] = launch(
+            request.getfixturevalue("four_class_tfidf_dir"), root / "tfidf4", "--payload-log-flush-s", "0.2"
+        )
         yield servers
     finally:
         for server in servers.values():
@@ -209,3 +241,9 @@ def transformer_int8_server(launched: dict[str, Server]) -> Server:
 @pytest.fixture(scope="session")
 def drill_server(launched: dict[str, Server]) -> Server:
     return wait_ready(launched["drill"])
+
+
+@pytest.fixture(scope="session")
+def four_class_servers(launched: dict[str, Server]) -> dict[str, Server]:
+    """The four-class predictors by flavour."""
+    return {"tfidf": wait_ready(launched["tfidf4"])}

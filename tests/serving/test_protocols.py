@@ -6,11 +6,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 from components.common.models import load_model
-from tests.serving.conftest import MODEL, Server
+from tests.serving.conftest import FOUR_CLASSES, MODEL, Server
 
 TEXTS = [
     "a gripping, beautifully acted film",
@@ -19,9 +20,27 @@ TEXTS = [
 ]
 
 
-def _expected(model_dir: Path, texts: list[str]) -> np.ndarray:
+BINARY_FIELDS = {
+    "label",
+    "label_name",
+    "class_index",
+    "probability",
+    "probabilities",
+    "model_name",
+    "model_version",
+}
+V2_OUTPUTS = ["label", "label_name", "probability", "class_index", "probabilities", "class_names"]
+
+
+def _matrix(model_dir: Path, texts: list[str]) -> np.ndarray:
+    """The model's own (n, k) class probabilities, one text at a time (no padding)."""
     model = load_model(model_dir)
     return np.array([model.predict_proba([t])[0] for t in texts])
+
+
+def _expected(model_dir: Path, texts: list[str]) -> np.ndarray:
+    """P(positive) of a binary model."""
+    return _matrix(model_dir, texts)[:, 1]
 
 
 @pytest.fixture(params=["tfidf", "transformer"])
@@ -42,8 +61,11 @@ def test_v1_predict_matches_the_model(served: tuple[Server, Path]) -> None:
     expected = _expected(model_dir, TEXTS)
     assert [p["probability"] for p in predictions] == pytest.approx(expected.tolist(), abs=1e-5)
     for p, prob in zip(predictions, expected, strict=True):
-        assert p["label"] == int(prob >= 0.5)
+        assert set(p) == BINARY_FIELDS
+        assert p["label"] == p["class_index"] == int(prob >= 0.5)  # binary: label stays the class id
         assert p["label_name"] == ("positive" if prob >= 0.5 else "negative")
+        assert p["probabilities"] == pytest.approx({"negative": 1 - prob, "positive": prob}, abs=1e-5)
+        assert list(p["probabilities"]) == ["negative", "positive"]
         assert p["model_name"] == MODEL
         assert p["model_version"] == digest[:12]
 
@@ -59,9 +81,23 @@ def test_v2_infer_matches_the_model(served: tuple[Server, Path]) -> None:
     outputs = {o["name"]: o for o in body["outputs"]}
     expected = _expected(model_dir, TEXTS)
     assert outputs["probability"]["data"] == pytest.approx(expected.tolist(), abs=1e-5)
-    assert outputs["label"]["data"] == [int(p >= 0.5) for p in expected]
+    assert [o["name"] for o in body["outputs"]] == V2_OUTPUTS
+    assert outputs["label"]["data"] == outputs["class_index"]["data"] == [int(p >= 0.5) for p in expected]
+    assert outputs["label"]["datatype"] == outputs["class_index"]["datatype"] == "INT64"
     assert outputs["label_name"]["datatype"] == "BYTES"
+    assert outputs["label_name"]["data"] == ["positive" if p >= 0.5 else "negative" for p in expected]
     assert outputs["label"]["shape"] == [len(TEXTS)]
+    assert outputs["probabilities"]["shape"] == [len(TEXTS), 2]
+    assert outputs["probabilities"]["datatype"] == "FP64"
+    assert outputs["probabilities"]["data"] == pytest.approx(
+        _matrix(model_dir, TEXTS).ravel().tolist(), abs=1e-5
+    )
+    assert outputs["class_names"] == {
+        "name": "class_names",
+        "shape": [2],
+        "datatype": "BYTES",
+        "data": ["negative", "positive"],
+    }
 
 
 def test_concurrent_requests_are_batched_without_mixing_answers(
@@ -113,4 +149,94 @@ def test_model_metadata_and_health(tfidf_server: Server) -> None:
     assert httpx.get(tfidf_server.url + "/v2/health/ready", timeout=5).json()["ready"] is True
     meta = httpx.get(f"{tfidf_server.url}/v2/models/{MODEL}", timeout=5).json()
     assert meta["inputs"][0]["datatype"] == "BYTES"
-    assert {o["name"] for o in meta["outputs"]} == {"label", "label_name", "probability"}
+    assert [(o["name"], o["datatype"], o["shape"]) for o in meta["outputs"]] == [
+        ("label", "INT64", [-1]),
+        ("label_name", "BYTES", [-1]),
+        ("probability", "FP64", [-1]),
+        ("class_index", "INT64", [-1]),
+        ("probabilities", "FP64", [-1, 2]),
+        ("class_names", "BYTES", [2]),
+    ]
+
+
+FOUR_TEXTS = [
+    "a gripping, beautifully acted film",
+    "tedious and far too long, with a plot that goes nowhere and characters nobody could care about",
+    "the plot is thin but the cast is charming",
+    "an ambitious, sprawling, gorgeously shot epic that earns every minute of its running time",
+]
+
+
+@pytest.fixture(params=["tfidf"])
+def served4(request: pytest.FixtureRequest, four_class_servers: dict[str, Server]) -> tuple[Server, Path]:
+    """A real four-class predictor and its model directory."""
+    dirs = {"tfidf": request.getfixturevalue("four_class_tfidf_dir")}
+    return four_class_servers[request.param], dirs[request.param]
+
+
+def test_four_class_v1_names_every_class(served4: tuple[Server, Path]) -> None:
+    server, model_dir = served4
+    response = server.v1(FOUR_TEXTS)
+    assert response.status_code == 200, response.text
+    expected = _matrix(model_dir, FOUR_TEXTS)
+    assert expected.shape == (len(FOUR_TEXTS), 4)
+    predictions = response.json()["predictions"]
+    for p, row in zip(predictions, expected, strict=True):
+        assert set(p) == BINARY_FIELDS
+        index = int(row.argmax())
+        assert p["class_index"] == index
+        assert p["label"] == p["label_name"] == FOUR_CLASSES[index]  # N classes: label is the name
+        assert p["probability"] == pytest.approx(row[index], abs=1e-5)  # the predicted class's probability
+        assert list(p["probabilities"]) == list(FOUR_CLASSES)
+        assert list(p["probabilities"].values()) == pytest.approx(row.tolist(), abs=1e-5)
+        assert sum(p["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert len({p["label"] for p in predictions}) > 1, "the four-class model should not answer one class only"
+
+
+def test_four_class_v2_is_self_describing(served4: tuple[Server, Path]) -> None:
+    server, model_dir = served4
+    response = server.v2(FOUR_TEXTS, request_id="four")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [o["name"] for o in body["outputs"]] == V2_OUTPUTS
+    outputs = {o["name"]: o for o in body["outputs"]}
+    expected = _matrix(model_dir, FOUR_TEXTS)
+    n = len(FOUR_TEXTS)
+    names = [FOUR_CLASSES[i] for i in expected.argmax(axis=1)]
+    assert outputs["label"] == {"name": "label", "shape": [n], "datatype": "BYTES", "data": names}
+    assert outputs["label_name"]["data"] == names
+    assert outputs["class_index"]["datatype"] == "INT64"
+    assert outputs["class_index"]["data"] == expected.argmax(axis=1).tolist()
+    assert outputs["probability"]["data"] == pytest.approx(expected.max(axis=1).tolist(), abs=1e-5)
+    assert outputs["probabilities"]["shape"] == [n, 4]
+    assert outputs["probabilities"]["data"] == pytest.approx(expected.ravel().tolist(), abs=1e-5)
+    assert outputs["class_names"]["shape"] == [4] and outputs["class_names"]["data"] == list(FOUR_CLASSES)
+    meta = httpx.get(f"{server.url}/v2/models/{MODEL}", timeout=5).json()
+    types = {o["name"]: (o["datatype"], o["shape"]) for o in meta["outputs"]}
+    assert types["label"] == ("BYTES", [-1])
+    assert types["probabilities"] == ("FP64", [-1, 4]) and types["class_names"] == ("BYTES", [4])
+
+
+def test_four_class_metrics_and_payload_log_use_the_names(served4: tuple[Server, Path]) -> None:
+    server, model_dir = served4
+    before = server.metrics()
+    for name in FOUR_CLASSES:  # every class has its series from load on, before any prediction of it
+        assert ("sentiment_predictions_total", (("label", name),)) in before
+    response = server.v1(FOUR_TEXTS, headers={"x-request-id": "four-payload"})
+    assert response.status_code == 200, response.text
+    after = server.metrics()
+    counted = {
+        name: after[("sentiment_predictions_total", (("label", name),))]
+        - before[("sentiment_predictions_total", (("label", name),))]
+        for name in FOUR_CLASSES
+    }
+    served = [p["label"] for p in response.json()["predictions"]]
+    assert counted == {name: served.count(name) for name in FOUR_CLASSES}
+    positive = ("sentiment_positive_probability_count", ())
+    assert after.get(positive, 0) == before.get(positive, 0)  # a binary-only histogram
+    deadline = time.monotonic() + 10
+    while not (records := [r for r in server.payload_records() if r["request_id"] == "four-payload"]):
+        assert time.monotonic() < deadline, "the four-class request never reached the payload log"
+        time.sleep(0.2)
+    assert [r["label"] for r in records] == served
+    assert all(list(r["probabilities"]) == list(FOUR_CLASSES) and "probability" not in r for r in records)
