@@ -63,6 +63,11 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("min_train_rows", "4000", "validate: fewest train rows"),
     Parameter("min_eval_rows", "500", "validate: fewest rows in validation and in test"),
     Parameter("min_class_count", "1", "validate: fewest rows of every declared class"),
+    Parameter(
+        "class_weight",
+        "none",
+        "train-baseline and finetune: none, or balanced (each class weighted inversely to its share)",
+    ),
     Parameter("gate_metric", "auto", "promotion metric (auto: accuracy for two classes, macro_f1 for more)"),
     Parameter(
         "registered_model",
@@ -113,6 +118,7 @@ STEPS: tuple[Step, ...] = (
         args=(
             ("--validated-dir", "{artifacts_root}/validated"),
             ("--output-dir", "{artifacts_root}/baseline"),
+            ("--class-weight", "{class_weight}"),
         ),
         depends=("validate",),
         outputs=("{artifacts_root}/baseline",),
@@ -128,6 +134,7 @@ STEPS: tuple[Step, ...] = (
             ("--learning-rate", "{learning_rate}"),
             ("--precision", "{precision}"),
             ("--max-train-samples", "{max_train_samples}"),
+            ("--class-weight", "{class_weight}"),
         ),
         depends=("validate",),
         gpu=True,

@@ -254,6 +254,8 @@ def load_base_model(
             num_labels=labels.num_classes,
             id2label=dict(enumerate(labels.names)),
             label2id={name: i for i, name in enumerate(labels.names)},
+            # A base that is already a classifier with another class count gets a fresh head of the right size.
+            ignore_mismatched_sizes=True,
         )
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot load base model {reference!r}: {exc}".splitlines()[0]) from exc
