@@ -19,7 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import REPO_ROOT, free_port, wait_for_http
 
 MODEL = "sentiment"
-FOUR_CLASSES = ("negative-short", "negative-long", "positive-short", "positive-long")
 
 
 @dataclass
@@ -135,33 +134,6 @@ def wait_ready(server: Server) -> Server:
 
 
 @pytest.fixture(scope="session")
-def four_class_tfidf_dir(tmp_path_factory: pytest.TempPathFactory, rt_frame: Any) -> Path:
-    """A real four-class TF-IDF model (sentiment x review length, ``FOUR_CLASSES``) trained on RT text."""
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    from components.common.models import save_tfidf
-
-    frame = rt_frame.sample(3000, random_state=0)  # the file is sorted by label
-    long = frame["text"].str.len() > frame["text"].str.len().median()
-    y = frame["label"].astype(int) * 2 + long.astype(int)
-    # the baseline's default features (hashing + TF-IDF weights), multinomial LogisticRegression
-    pipeline = Pipeline(
-        [
-            ("hashing", HashingVectorizer(n_features=1 << 14, alternate_sign=False, norm=None)),
-            ("tfidf", TfidfTransformer()),
-            ("clf", LogisticRegression(max_iter=500)),
-        ]
-    )
-    pipeline.fit(frame["text"].tolist(), y.to_numpy())
-    out = tmp_path_factory.mktemp("four_class_tfidf") / "model"
-    out.mkdir()
-    save_tfidf(pipeline, out, {"labels": list(FOUR_CLASSES)})
-    return out
-
-
-@pytest.fixture(scope="session")
 def launched(
     request: pytest.FixtureRequest, baseline_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Server]]:
@@ -208,9 +180,11 @@ def launched(
             "--int8-accuracy-loss",
             "0.1",
         )
-        # four-class models: every response carries the class names and all four probabilities
-        servers["tfidf4"] = launch(
-            request.getfixturevalue("four_class_tfidf_dir"), root / "tfidf4", "--payload-log-flush-s", "0.2"
+        # the four-class task (UCI source x sentiment) in both flavours: responses name every class
+        four = request.getfixturevalue("four_class_model_dirs")
+        servers["tfidf4"] = launch(four["tfidf"], root / "tfidf4", "--payload-log-flush-s", "0.2")
+        servers["transformer4"] = launch(
+            four["transformer"], root / "transformer4", "--payload-log-flush-s", "0.2"
         )
         yield servers
     finally:
@@ -246,4 +220,4 @@ def drill_server(launched: dict[str, Server]) -> Server:
 @pytest.fixture(scope="session")
 def four_class_servers(launched: dict[str, Server]) -> dict[str, Server]:
     """The four-class predictors by flavour."""
-    return {"tfidf": wait_ready(launched["tfidf4"])}
+    return {flavor: wait_ready(launched[f"{flavor}4"]) for flavor in ("tfidf", "transformer")}
