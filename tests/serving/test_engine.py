@@ -144,13 +144,61 @@ def test_a_graph_that_disagrees_with_torch_is_refused(
     tiny_transformer_model_dir: Path, tmp_path: Path
 ) -> None:
     record = read_manifest(tiny_transformer_model_dir).metadata["onnx"]
-    wrong = [p + 0.2 if p < 0.5 else p - 0.2 for p in record["probe_reference"]]
+    reference = np.asarray(record["probe_reference"])
+    assert reference.shape == (len(PROBE_TEXTS), 2)  # (n, k): torch's softmax over the classes
+    shifted = np.where(reference[:, 1] < 0.5, reference[:, 1] + 0.2, reference[:, 1] - 0.2)
+    wrong = np.column_stack([1 - shifted, shifted]).tolist()
     model_dir = _copy_model(
         tiny_transformer_model_dir, tmp_path / "model", onnx=record | {"probe_reference": wrong}
     )
     for quantize in ("none", "dynamic_int8"):
         with pytest.raises(ArtifactError, match="refusing to serve it"):
             build_engine(load_model(model_dir), ServingSettings(runtime="onnx", quantize=quantize))
+
+
+def test_a_binary_model_recorded_before_n_classes_still_loads(
+    tiny_transformer_model_dir: Path, tmp_path: Path
+) -> None:
+    """Binary models exported before N-class support recorded P(positive) per probe text, not a matrix."""
+    record = read_manifest(tiny_transformer_model_dir).metadata["onnx"]
+    positive = [row[1] for row in record["probe_reference"]]
+    model_dir = _copy_model(
+        tiny_transformer_model_dir, tmp_path / "model", onnx=record | {"probe_reference": positive}
+    )
+    engine = build_engine(load_model(model_dir), ServingSettings(runtime="onnx", quantize="none"))
+    assert engine.names == ("negative", "positive")
+    got = engine.infer(engine.prepare(PROBE_TEXTS))
+    np.testing.assert_allclose(got[:, 1], positive, atol=1e-4)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_four_class_engines_answer_the_model_matrix(
+    runtime: str, four_class_model_dirs: dict[str, Path], rt_frame
+) -> None:
+    model_dir = four_class_model_dirs["transformer"]
+    reference = load_model(model_dir)
+    texts = _texts(rt_frame)
+    engine = build_engine(load_model(model_dir), ServingSettings(runtime=runtime, quantize="none"))
+    assert engine.names == reference.labels.names and len(engine.names) == 4
+    expected = np.array([reference.predict_proba([t])[0] for t in texts])
+    got = engine.infer(engine.prepare(texts))
+    assert got.shape == (len(texts), 4)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    tfidf = build_engine(load_model(four_class_model_dirs["tfidf"]), ServingSettings())
+    assert tfidf.infer(tfidf.prepare(texts)).shape == (len(texts), 4) and len(tfidf.names) == 4
+
+
+def test_a_graph_with_another_number_of_classes_is_refused(
+    four_class_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A four-logit graph in a model whose label map says binary (labels lost from the manifest)."""
+    src = four_class_model_dirs["transformer"]
+    metadata = {k: v for k, v in read_manifest(src).metadata.items() if k != "labels"}
+    model_dir = _copy_model(src, tmp_path / "model")
+    write_manifest(model_dir, TRANSFORMER_FLAVOR, metadata)
+    with pytest.raises(ArtifactError, match="outputs 4 logits but the model declares 2 classes"):
+        build_engine(load_model(model_dir), ServingSettings(runtime="onnx"))
 
 
 def test_a_model_without_graphs_is_served_by_torch_not_exported(
