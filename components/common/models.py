@@ -260,6 +260,7 @@ def load_model(
 ) -> TextClassifier:
     """Verify a model directory's manifest, then load it with the loader for its flavour."""
     manifest = verify_manifest(model_dir, expected_digest)
+    manifest_labels(manifest)  # malformed class names stop the load, not the first prediction
     if manifest.flavor == TFIDF_FLAVOR:
         return _load_tfidf(model_dir, manifest)
     if manifest.flavor == TRANSFORMER_FLAVOR:

@@ -83,7 +83,8 @@ def test_finetune_writes_a_loadable_model_with_lineage(
     )
     result = finetune(settings)
     model = load_model(Path(result.model_dir))
-    assert model.flavor == "transformer" and model.predict_proba(["fine"]).shape == (1,)
+    assert model.flavor == "transformer" and model.predict_proba(["fine"]).shape == (1, 2)
+    assert model.labels.is_binary and model.model.config.id2label == {0: "negative", 1: "positive"}
     metadata = model.manifest.metadata
     assert metadata["precision"] == result.precision == "fp32"
     assert metadata["max_length"] == 32 and metadata["dataset_hash"] == result.dataset_hash

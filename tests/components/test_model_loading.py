@@ -71,7 +71,7 @@ def test_every_baseline_the_pipeline_trains_passes_the_allow_list(tmp_path: Path
     model_dir.mkdir()
     manifest = models.save_tfidf(pipeline, model_dir, {})
     probs = load_model(model_dir, expected_digest=manifest.digest).predict_proba(TEXTS[:2])
-    assert probs.shape == (2,)
+    assert probs.shape == (2, 2)
 
 
 def _tampered_with_rewritten_manifest(tmp_path: Path, baseline_model_dir: Path) -> tuple[Path, str]:

@@ -58,7 +58,7 @@ def test_directories_and_fsspec_uris_need_a_pinned_digest(baseline_model_dir: Pa
     digest = read_manifest(baseline_model_dir).digest
     loaded = resolve_model("memory://bucket/models/sentiment", expected_digest=digest)
     assert loaded.model.flavor == "tfidf" and loaded.digest == digest and loaded.version == digest[:12]
-    assert loaded.model.predict_proba(["good"]).shape == (1,)
+    assert loaded.model.predict_proba(["good"]).shape == (1, 2)
     with pytest.raises(ArtifactError, match="does not match the registered"):
         resolve_model(str(baseline_model_dir), expected_digest="0" * 64)
     # A training step's output folder (model/ inside) resolves to its model; unpinned only when asked.

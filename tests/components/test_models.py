@@ -20,8 +20,10 @@ def test_baseline_dir_has_manifest_result_and_loads(baseline_model_dir: Path) ->
     assert manifest.metadata["dataset_hash"].startswith("sha256:")
     trained = TrainResult.read(str(baseline_model_dir.parent))
     assert trained.model_dir == str(baseline_model_dir)
-    proba = load_model(baseline_model_dir).predict_proba(["an utterly charming and funny film"])
-    assert 0.0 <= proba[0] <= 1.0
+    model = load_model(baseline_model_dir)
+    assert manifest.metadata["labels"] == ["negative", "positive"] and model.labels.is_binary
+    proba = model.predict_proba(["an utterly charming and funny film"])
+    assert proba.shape == (1, 2) and 0.0 <= proba[0, 1] <= 1.0 and proba.sum() == pytest.approx(1.0)
 
 
 def test_tampered_file_is_refused(tmp_path: Path, baseline_model_dir: Path) -> None:
