@@ -44,6 +44,7 @@ PARAMETER_ENUMS: dict[str, tuple[str, ...]] = {
     "smoke": ("true", "false"),
     "kaggle_label": ("review_type", "review_score"),
     "gate_metric": ("auto", "accuracy", "f1", "precision", "recall", "macro_f1", "weighted_f1"),
+    "class_weight": ("none", "balanced"),
 }
 # Parameters with no default in the cluster: a submission without them is refused by Argo
 # ("spec.arguments.<name>.value is required").

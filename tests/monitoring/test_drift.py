@@ -107,7 +107,7 @@ def test_features_are_computed_offline() -> None:
 def test_rt_test_split_vs_training_reference_is_not_drift(
     tmp_path: Path, rt_validated_dir: Path, rt_test_texts: list[str], baseline_model_dir: Path, model
 ) -> None:
-    _log(tmp_path / "logs", rt_test_texts, model.predict_proba(rt_test_texts))
+    _log(tmp_path / "logs", rt_test_texts, model.predict_proba(rt_test_texts)[:, 1])
     # 1 % of the lines are malformed: skipped, counted, and the run completes
     hostile = _hostile_lines()
     n_bad = max(len(rt_test_texts) // 100, 1)
@@ -145,7 +145,7 @@ def test_rt_test_split_vs_training_reference_is_not_drift(
 def test_out_of_domain_reviews_are_flagged(
     tmp_path: Path, rt_validated_dir: Path, ood_texts: list[str], baseline_model_dir: Path, model
 ) -> None:
-    _log(tmp_path / "logs", ood_texts, model.predict_proba(ood_texts))
+    _log(tmp_path / "logs", ood_texts, model.predict_proba(ood_texts)[:, 1])
     result = run_drift(
         _settings(
             tmp_path / "logs",

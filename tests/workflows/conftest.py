@@ -39,6 +39,7 @@ SAMPLE_PARAMETERS: dict[str, str] = {
     "min_eval_rows": "350",
     "min_class_count": "50",
     "gate_metric": "macro_f1",
+    "class_weight": "balanced",
     "registered_model": "uci-source-sentiment",
     # batch-score
     "model_uri": "models:/sentiment@champion",
