@@ -143,3 +143,35 @@ def test_old_binary_and_n_class_records_are_read_alike(tmp_path: Path) -> None:
     assert other["label"].tolist() == ["imdb-positive", "amazon-positive", "imdb-negative", "amazon-negative"]
     assert other["class_index"].tolist() == [3, 1, 2, 0] and other["probability"].isna().all()
     assert other["confidence"].tolist() == pytest.approx([0.775] * 4)
+
+
+def test_reference_predictions_of_a_four_class_model_are_named_by_its_labels(
+    tmp_path: Path, four_class_model_dirs: dict[str, Path], four_class_validated_dir: Path
+) -> None:
+    """No probabilities in the reference: the model's (n, 4) output is named by its own label map, cached."""
+    from components.common.models import load_model
+
+    model = load_model(four_class_model_dirs["tfidf"])
+    dataset = pd.read_parquet(four_class_validated_dir / "dataset.parquet")
+    current = dataset[dataset["split"] == "test"]
+    start = END - timedelta(hours=20)
+    step = timedelta(hours=20) / len(current)
+    proba = model.predict_proba(current["text"].tolist())
+    write_log_file(
+        tmp_path / "logs", "sentiment", records_for(current["text"], proba, start, step, names=CLASSES)
+    )
+    settings = DriftSettings(
+        log_root=str(tmp_path / "logs"),
+        reference_uri=str(four_class_validated_dir / "dataset.parquet"),
+        model_uri=str(four_class_model_dirs["tfidf"]),
+        allow_unpinned_model=True,
+        window_end=END.isoformat(),
+        window_hours=24,
+    )
+    first = run_drift(settings)
+    assert first.status == "ok" and first.class_mix["classes"] == list(CLASSES)
+    assert first.class_mix["drifted"] is False  # the same model on the same task's held-out rows
+    cached = list((tmp_path / "logs" / "sentiment" / "drift" / "reference-cache").glob("*.parquet"))
+    assert len(cached) == 1 and json.loads(pd.read_parquet(cached[0])["class_names"].iloc[0]) == list(CLASSES)
+    again = run_drift(settings)  # from the cache: the same names, the same reference shares
+    assert again.class_mix["reference_shares"] == pytest.approx(first.class_mix["reference_shares"])
