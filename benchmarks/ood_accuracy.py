@@ -32,7 +32,7 @@ def main() -> None:
     frame = pd.read_csv(UCI_CSV, dtype={"text": str, "label": int, "source": str}, keep_default_na=False)
     for model_dir in args.model_dirs:
         model = load_model(model_dir)
-        correct = (model.predict_proba(frame["text"].tolist()) >= 0.5).astype(int) == frame[
+        correct = (model.predict_proba(frame["text"].tolist())[:, 1] >= 0.5).astype(int) == frame[
             "label"
         ].to_numpy()
         per_source = {
