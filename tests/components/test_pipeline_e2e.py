@@ -149,7 +149,8 @@ def test_corrupted_csv_stops_the_pipeline_at_validate(tmp_path: Path, tiny_check
     bad = tmp_path / "bad.csv"
     frame = pd.read_csv(RT_CSV, keep_default_na=False)
     frame["label"] = frame["label"].astype(object)
-    frame.loc[frame.index[::5], "label"] = "positive"
+    # Not a declared class ("positive" would be: class names are labels too, see docs/contracts.md).
+    frame.loc[frame.index[::5], "label"] = "neutral"
     frame.to_csv(bad, index=False)
     proc = run_pipeline(tracking_uri, tmp_path / "run", bad, tiny_checkpoint_dir)
     assert proc.returncode == 2
