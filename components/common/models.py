@@ -140,8 +140,11 @@ def skops_schema_types(path: Path) -> tuple[set[str], set[str]]:
                 nodes.add(str(node["__loader__"]))
             if "__class__" in node or "__module__" in node:
                 types.add(f"{node.get('__module__')}.{node.get('__class__')}")
-            if "module_path" in node or "function" in node:  # a FunctionNode's content
-                types.add(f"{node.get('module_path')}.{node.get('function')}")
+            content = node.get("content")
+            # A FunctionNode names its target in its content. Only a node that says it is one counts: a
+            # vocabulary word "function" is a key of a dict node's content, not a function to call.
+            if node.get("__loader__") == "FunctionNode" and isinstance(content, dict):
+                types.add(f"{content.get('module_path')}.{content.get('function')}")
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)

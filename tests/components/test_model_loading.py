@@ -74,6 +74,22 @@ def test_every_baseline_the_pipeline_trains_passes_the_allow_list(tmp_path: Path
     assert probs.shape == (2, 2)
 
 
+def test_a_vocabulary_with_skops_key_words_still_loads(tmp_path: Path) -> None:
+    """Words such as "function" and "module_path" are vocabulary keys, not function nodes: a baseline
+    trained on text that contains them loads (the walk once read them as functions and refused it)."""
+    from components.train_baseline.train import BaselineSettings, build_pipeline
+
+    texts = [*TEXTS, "a function of the plot", "the module_path of the story"]
+    labels = [*LABELS, 0, 1]
+    settings = BaselineSettings(vectorizer="vocabulary", n_features=2**10, min_df=1, track=False)
+    pipeline = build_pipeline(settings).fit(texts, labels)
+    assert {"function", "module_path"} <= set(pipeline.named_steps["tfidf"].vocabulary_)
+    model_dir = tmp_path / "words"
+    model_dir.mkdir()
+    manifest = models.save_tfidf(pipeline, model_dir, {})
+    assert load_model(model_dir, expected_digest=manifest.digest).predict_proba(texts[:2]).shape == (2, 2)
+
+
 def _tampered_with_rewritten_manifest(tmp_path: Path, baseline_model_dir: Path) -> tuple[Path, str]:
     """(a copy of the model whose weights changed and whose manifest was rewritten to match, the
     digest the registry recorded for the original)."""
