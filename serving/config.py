@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from components.common.labels import DEFAULT_MAX_METRIC_CLASSES
 from components.common.settings import ComponentSettings
 
 
@@ -85,7 +86,10 @@ class ServingSettings(ComponentSettings):
 
     # Metrics: bounded label cardinality for tasks with many classes
     max_metric_classes: int = Field(
-        20, ge=1, le=200, description="classes (by id) labelled by name in metrics; the rest count as 'other'"
+        DEFAULT_MAX_METRIC_CLASSES,
+        ge=1,
+        le=200,
+        description="classes (by id) labelled by name in metrics; the rest count as 'other'",
     )
 
     # Payload logging (drift monitoring)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
+from components.common.labels import DEFAULT_MAX_METRIC_CLASSES, as_matrix, metric_label
 from components.common.models import LABELS
 
 disable_created_metrics()  # no *_created series: less noise per scrape
@@ -53,15 +54,6 @@ PAYLOAD_LOG_BUFFER_BYTES = Gauge(
 )
 PAYLOAD_LOG_RECORDS = Counter("sentiment_payload_log_records", "Payload records written to the sink")
 
-OTHER_LABEL = "other"
-DEFAULT_MAX_METRIC_CLASSES = 20
-
-
-def metric_label(name: str, index: int, max_classes: int = DEFAULT_MAX_METRIC_CLASSES) -> str:
-    """The Prometheus label value of class ``index`` (named ``name``): the name for the first
-    ``max_classes`` classes by id, ``other`` beyond, so a task with many classes cannot explode the series."""
-    return name if index < max_classes else OTHER_LABEL
-
 
 def class_matrix(
     probs: np.ndarray | Sequence[float] | Sequence[Sequence[float]], names: Sequence[str] = LABELS
@@ -72,7 +64,7 @@ def class_matrix(
     if proba.ndim == 1:
         if tuple(names) != LABELS:
             raise ValueError(f"1-D probabilities are binary {LABELS}, not {tuple(names)}")
-        proba = np.column_stack([1.0 - proba, proba]) if len(proba) else np.zeros((0, 2))
+        proba = as_matrix(proba)
     if proba.ndim != 2 or proba.shape[1] != len(names):
         raise ValueError(f"probabilities of shape {proba.shape} do not match {len(names)} class names")
     return tuple(names), proba

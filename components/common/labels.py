@@ -18,6 +18,9 @@ from components.common.settings import ComponentError
 
 BINARY_NAMES = ("negative", "positive")
 LABEL_MAP_FILE = "label_map.json"
+# Prometheus label values for classes: serving's metrics and the drift job's push bound them the same way.
+OTHER_LABEL = "other"
+DEFAULT_MAX_METRIC_CLASSES = 20
 
 
 class LabelMapError(ComponentError):
@@ -183,3 +186,9 @@ def predicted_ids(proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     if values.shape[1] == 2:
         return (values[:, 1] >= threshold).astype(int)
     return np.argmax(values, axis=1).astype(int)
+
+
+def metric_label(name: str, index: int, max_classes: int = DEFAULT_MAX_METRIC_CLASSES) -> str:
+    """The Prometheus label value of class ``index`` (named ``name``): the name for the first
+    ``max_classes`` classes by id, ``other`` beyond, so a task with many classes cannot explode the series."""
+    return name if index < max_classes else OTHER_LABEL

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
+from components.common.labels import DEFAULT_MAX_METRIC_CLASSES, OTHER_LABEL, metric_label
+
 if TYPE_CHECKING:
     from monitoring.drift.job import DriftResult
 
 JOB = "sentiment_drift"
-OTHER_LABEL = "other"  # classes beyond max_metric_classes, as serving's metrics aggregate them
 
 
 def _class_mix_gauges(result: DriftResult, registry: CollectorRegistry, max_classes: int) -> None:
@@ -30,7 +31,7 @@ def _class_mix_gauges(result: DriftResult, registry: CollectorRegistry, max_clas
     Gauge("sentiment_drift_class_mix_drifted", "1 if the predicted-class mix drifted", registry=registry).set(
         1 if mix["drifted"] else 0
     )
-    label_of = {name: name if i < max_classes else OTHER_LABEL for i, name in enumerate(mix["classes"])}
+    label_of = {name: metric_label(name, i, max_classes) for i, name in enumerate(mix["classes"])}
     share = Gauge(
         "sentiment_drift_class_share",
         "share of predictions per class name in the reference or the current window",
@@ -99,7 +100,9 @@ def build_registry(result: DriftResult, now: float | None = None) -> CollectorRe
             score.labels(feature=name).set(drift.score)
             drifted.labels(feature=name).set(1 if drift.drifted else 0)
     if result.class_mix:
-        _class_mix_gauges(result, registry, int(result.settings.get("max_metric_classes", 20)))
+        _class_mix_gauges(
+            result, registry, int(result.settings.get("max_metric_classes", DEFAULT_MAX_METRIC_CLASSES))
+        )
     return registry
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from components.common.labels import DEFAULT_MAX_METRIC_CLASSES
 from components.common.settings import ComponentSettings
 
 NumMethod = Literal["psi", "ks", "wasserstein"]
@@ -76,7 +77,10 @@ class DriftSettings(ComponentSettings):
         30, ge=1, description="per-class confidence is compared with this many rows a side"
     )
     max_metric_classes: int = Field(
-        20, ge=1, le=200, description="classes (by id) pushed by name; the rest are pushed as 'other'"
+        DEFAULT_MAX_METRIC_CLASSES,
+        ge=1,
+        le=200,
+        description="classes (by id) pushed by name; the rest are pushed as 'other'",
     )
     feature_methods: str = Field(
         "", description="per-feature overrides, e.g. oov_rate=ks,confidence=wasserstein"

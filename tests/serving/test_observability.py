@@ -143,7 +143,8 @@ FOUR = ("rt-negative", "rt-positive", "imdb-negative", "imdb-positive")
 
 
 def test_class_metrics_are_labelled_by_name_with_bounded_cardinality() -> None:
-    from serving.metrics import OTHER_LABEL, class_matrix, metric_label, observe_predictions
+    from components.common.labels import OTHER_LABEL, metric_label
+    from serving.metrics import class_matrix, observe_predictions
 
     assert [metric_label(n, i, 2) for i, n in enumerate(FOUR)] == [
         "rt-negative",
