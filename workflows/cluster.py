@@ -60,7 +60,11 @@ STEP_RESOURCES: dict[str, StepResources] = {
     # infra.topology's node pools).
     "evaluate": StepResources("3", "4", "8Gi", "12Gi", deadline_seconds=3600),
     "register": StepResources("500m", "1", "1Gi", "2Gi", deadline_seconds=900),
+    # batch-score fans out: one plan pod cuts the input into shards (and pins the model), one pod per shard
+    # scores it, one merge pod streams the parts into the output object (no local staging: small /tmp).
+    "batch-score-plan": StepResources("1", "2", "4Gi", "6Gi", tmp_size="10Gi", deadline_seconds=2 * 3600),
     "batch-score": StepResources("3", "4", "8Gi", "12Gi", tmp_size="20Gi", deadline_seconds=4 * 3600),
+    "batch-score-merge": StepResources("1", "2", "4Gi", "6Gi", tmp_size="2Gi", deadline_seconds=2 * 3600),
 }
 
 
@@ -86,6 +90,8 @@ class ClusterConfig:
     # Whole-workflow limits.
     retrain_deadline_seconds: int = 8 * 3600
     batch_score_deadline_seconds: int = 6 * 3600
+    # Shard pods running at once (a DAG's parallelism is a number, not a parameter): 16 × 3 CPUs.
+    batch_score_max_parallel_shards: int = 16
     ttl_after_success_seconds: int = 24 * 3600
     ttl_after_failure_seconds: int = 7 * 24 * 3600
     # Scheduled retraining: Mondays 03:00 UTC.

@@ -1,5 +1,10 @@
 """Score a dataset with a sentiment model and write the predictions as parquet beside the input.
 
+The dataset is scored in shards (``components.batch_score.shards``): ``--stage all`` (the default, local)
+plans, scores every shard and merges in one process; on Argo the ``batch-score`` template runs ``plan``,
+then one ``score-shard`` pod per shard in parallel, then ``merge``. Either way a rerun resumes: shards
+already scored by the pinned model are skipped.
+
 The model comes from ``components.common.model_source.resolve_model``: the registry
 (``models:/sentiment@champion`` or ``models:/sentiment/<version>``: the version's ``model_digest`` tag is
 required and checked against the downloaded files) or a model directory / step output folder, local or
@@ -13,19 +18,19 @@ Columns added: ``predicted_label`` (the class name; binary models: the id 0/1 as
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from components.common.artifacts import atomic_write_bytes, is_remote, local_path
-from components.common.data import COMPRESSION_SUFFIXES, normalise_text, read_table
+from components.batch_score import shards as sharding
+from components.common.artifacts import is_remote, local_path
+from components.common.data import COMPRESSION_SUFFIXES, normalise_text
 from components.common.labels import LabelMap, as_matrix, predicted_ids
 from components.common.model_source import LoadedModel, resolve_model
 from components.common.models import TextClassifier
@@ -69,6 +74,18 @@ class BatchScoreSettings(TrackingSettings):
         False, description="local use only: score with a directory model without an expected digest"
     )
     device: str | None = Field(None, description="torch device for transformer models (default: cuda if any)")
+    stage: Literal["all", "plan", "score-shard", "merge"] = Field(
+        "all", description="all: plan, score every shard, merge (local); Argo runs the three stages as pods"
+    )
+    shard_rows: int = Field(1_000_000, ge=1, description="rows per shard (one score-shard pod each on Argo)")
+    shard_index: int | None = Field(None, ge=0, description="score-shard: which shard of the plan to score")
+    work_uri: str = Field(
+        "", description="the shards' folder (empty: <output stem>.shards beside the output); reruns resume"
+    )
+    shard_list_path: str = Field(
+        "", description="plan: also write the shard indices as a JSON list here (Argo's withParam)"
+    )
+    keep_shards: bool = Field(False, description="keep the work folder after a successful merge")
 
 
 @dataclass
@@ -85,6 +102,9 @@ class BatchScoreResult:
     model_digest: str
     seconds: float
     class_shares: dict[str, float] | None = None  # share of the rows predicted as each class, by name
+    stage: str = "all"
+    shards: int = 0  # shards in the plan
+    shards_scored: int = 0  # shards this invocation scored (the others were already done: resumed)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -135,9 +155,17 @@ def predict_frame(
             f"the dataset already has prediction column(s) {clashing}; is it an output file?"
         )
     texts = [normalise_text(str(t)) if isinstance(t, str) else "" for t in frame[text_column].tolist()]
-    parts = [model.predict_proba(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+    # Batches of similar length: a transformer pads each batch to its longest text, so scoring in length
+    # order wastes almost no positions; rows go back to input order below.
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    ordered = [texts[i] for i in order]
+    parts = [model.predict_proba(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)]
     k = labels.num_classes
-    probs = as_matrix(np.concatenate(parts)) if parts else np.zeros((0, k))
+    probs = np.zeros((0, k))
+    if parts:
+        in_length_order = as_matrix(np.concatenate(parts))
+        probs = np.empty_like(in_length_order)
+        probs[order] = in_length_order
     if probs.shape[1] != k:
         raise ComponentError(f"the model returned {probs.shape[1]} class probabilities for {k} classes")
     ids = predicted_ids(probs)
@@ -157,62 +185,132 @@ def predict_frame(
     return out
 
 
-def _parquet_bytes(frame: pd.DataFrame, metadata: dict[str, Any]) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    schema_metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()}
-    buffer = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata(schema_metadata), buffer)
-    return buffer.getvalue()
-
-
 def _same_location(a: str, b: str) -> bool:
     if is_remote(a) or is_remote(b):
         return a.rstrip("/") == b.rstrip("/")
     return local_path(a).resolve() == local_path(b).resolve()
 
 
+def _work_uri(settings: BatchScoreSettings, output_uri: str) -> str:
+    return settings.work_uri.strip() or sharding.default_work_uri(output_uri)
+
+
+def _output_metadata(settings: BatchScoreSettings, plan: sharding.ShardPlan) -> dict[str, Any]:
+    return {
+        "dataset_uri": settings.dataset_uri,
+        "model_uri": settings.model_uri,
+        "pinned_model_uri": plan.model_uri,
+        "model_source": plan.model_source,
+        "model_digest": plan.model_digest,
+        "model_flavor": plan.model_flavor,
+        "shards": len(plan.shards),
+        "git_commit": git_commit(),
+        "scored_at": pd.Timestamp.now(tz="UTC").isoformat(),
+    }
+
+
+def _score_shard(
+    settings: BatchScoreSettings,
+    plan: sharding.ShardPlan,
+    work_uri: str,
+    shard: sharding.Shard,
+    loaded: LoadedModel,
+) -> None:
+    frame = sharding.read_shard_input(work_uri, shard)
+    scored = predict_frame(
+        loaded.model, frame, settings.text_column, settings.batch_size, plan.model_name, plan.model_version
+    )
+    sharding.write_shard_output(plan, work_uri, shard, scored)
+
+
+def _pinned_loader(settings: BatchScoreSettings, plan: sharding.ShardPlan) -> LoadedModel:
+    """The plan's model (a registry version or a directory pinned to the plan's digest), verified and loaded."""
+    return resolve_model(
+        plan.model_uri,
+        expected_digest=plan.model_digest,
+        device=settings.device,
+        tracking=settings,
+        digest_flag="--expected-digest",
+    )
+
+
+def _require_plan(work_uri: str) -> sharding.ShardPlan:
+    plan = sharding.read_plan(work_uri)
+    if plan is None:
+        raise ComponentError(f"no plan in {work_uri}: run --stage plan first (same --work-uri)")
+    return plan
+
+
 def batch_score(settings: BatchScoreSettings, loaded: LoadedModel | None = None) -> BatchScoreResult:
-    """Read the dataset, score it, and publish the predictions parquet atomically."""
+    """Run the requested stage (default: all of them) and return what was scored and where it went."""
     if not settings.dataset_uri.strip():
         raise ComponentError("--dataset-uri is required (a CSV/parquet/JSON-lines file, local or gs://)")
     output_uri = settings.output_uri.strip() or default_output_uri(settings.dataset_uri)
     if _same_location(output_uri, settings.dataset_uri):
         raise ComponentError(f"output {output_uri} would overwrite the input dataset")
+    if settings.stage == "score-shard" and settings.shard_index is None:
+        raise ComponentError("--stage score-shard needs --shard-index")
     started = time.perf_counter()
-    frame = read_table(settings.dataset_uri)
-    loaded = loaded or load_scoring_model(settings)
-    scored = predict_frame(
-        loaded.model, frame, settings.text_column, settings.batch_size, loaded.name, loaded.version
-    )
-    empty = int((scored[settings.text_column].fillna("").astype(str).str.strip() == "").sum())
-    metadata = {
-        "dataset_uri": settings.dataset_uri,
-        "model_uri": settings.model_uri,
-        "model_source": loaded.source,
-        "model_digest": loaded.digest,
-        "model_flavor": loaded.model.flavor,
-        "git_commit": git_commit(),
-        "scored_at": pd.Timestamp.now(tz="UTC").isoformat(),
-    }
-    atomic_write_bytes(output_uri, _parquet_bytes(scored, metadata))
-    labels = loaded.model.labels
-    counts = np.bincount(scored["class_index"].to_numpy(dtype=int), minlength=labels.num_classes)
-    shares = {
-        n: float(c / len(scored)) if len(scored) else 0.0 for n, c in zip(labels.names, counts, strict=True)
-    }
-    positive_share = shares["positive"] if labels.is_binary else None
-    return BatchScoreResult(
+    work_uri = _work_uri(settings, output_uri)
+
+    if settings.stage in ("all", "plan"):
+        sharding.dataset_fingerprint(settings.dataset_uri)  # a missing dataset is named before any model load
+        loaded = loaded or load_scoring_model(settings)
+        pinned = sharding.PinnedModel.of(settings.model_uri, loaded)
+        plan, _reused = sharding.make_plan(
+            settings.dataset_uri, work_uri, settings.shard_rows, settings.text_column, pinned
+        )
+        if settings.shard_list_path:
+            sharding.write_shard_indices(settings.shard_list_path, plan)
+    else:
+        plan = _require_plan(work_uri)
+        if plan.dataset_uri != settings.dataset_uri:
+            raise ComponentError(
+                f"the plan in {work_uri} is for {plan.dataset_uri}, not {settings.dataset_uri}"
+            )
+
+    scored_now = 0
+    if settings.stage in ("all", "score-shard"):
+        todo = (
+            plan.shards
+            if settings.stage == "all"
+            else [sharding.shard_by_index(plan, settings.shard_index or 0)]
+        )
+        todo = [s for s in todo if not sharding.shard_is_done(plan, work_uri, s)]
+        if todo:
+            if loaded is None or loaded.digest != plan.model_digest:
+                loaded = _pinned_loader(settings, plan)
+            for shard in todo:
+                _score_shard(settings, plan, work_uri, shard, loaded)
+            scored_now = len(todo)
+
+    result = BatchScoreResult(
         dataset_uri=settings.dataset_uri,
-        output_uri=output_uri,
-        rows=len(scored),
-        empty_texts=empty,
-        positive_share=positive_share,
-        class_shares=shares,
-        model_name=loaded.name,
-        model_version=loaded.version,
-        model_digest=loaded.digest,
-        seconds=time.perf_counter() - started,
+        output_uri=output_uri if settings.stage in ("all", "merge") else work_uri,
+        rows=plan.total_rows,
+        empty_texts=0,
+        positive_share=None,
+        model_name=plan.model_name,
+        model_version=plan.model_version,
+        model_digest=plan.model_digest,
+        seconds=0.0,
+        stage=settings.stage,
+        shards=len(plan.shards),
+        shards_scored=scored_now,
     )
+    if settings.stage in ("all", "merge"):
+        merged = sharding.merge_shards(
+            plan, work_uri, output_uri, _output_metadata(settings, plan), settings.text_column
+        )
+        labels = LabelMap(tuple(plan.class_names))
+        shares = {
+            name: float(count / merged.rows) if merged.rows else 0.0
+            for name, count in zip(labels.names, merged.class_counts, strict=True)
+        }
+        result.class_shares = shares
+        result.positive_share = shares["positive"] if labels.is_binary else None
+        result.empty_texts = merged.empty_texts
+        if not settings.keep_shards:
+            sharding.remove_work(work_uri)
+    result.seconds = time.perf_counter() - started
+    return result

@@ -218,6 +218,76 @@ def read_table(uri: str, select: ColumnSelector | None = None) -> pd.DataFrame:
     return _read_csv(uri, "\t" if kind == "tsv" else ",", select)
 
 
+def _rechunk(batches: Iterator[Any], rows: int) -> Iterator[pd.DataFrame]:
+    """Arrow record batches regrouped into frames of exactly ``rows`` rows (the last one may be shorter)."""
+    import pyarrow as pa
+
+    pending: list[Any] = []
+    held = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - held, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held == rows:
+                yield pa.Table.from_batches(pending).to_pandas()
+                pending, held = [], 0
+    if held:
+        yield pa.Table.from_batches(pending).to_pandas()
+
+
+def _csv_batches(uri: str, sep: str) -> Iterator[Any]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with _open(uri) as handle:
+        header = handle.readline().decode("utf-8-sig", errors="replace")
+    try:
+        columns = next(csv.reader([header], delimiter=sep))
+    except StopIteration:
+        raise DataError(f"{uri} is empty") from None
+    with _open(uri) as handle:
+        try:
+            reader = pacsv.open_csv(
+                handle,
+                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in columns},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            for batch in reader:
+                yield batch.rename_columns([str(c).strip() for c in batch.schema.names])
+        except pa.ArrowInvalid as exc:
+            if "invalid UTF8" in str(exc):
+                raise _utf8_error(uri) from exc
+            raise DataError(f"{uri} is not a well-formed CSV: {str(exc).splitlines()[0]}") from exc
+
+
+def iter_table_chunks(uri: str, rows: int) -> Iterator[pd.DataFrame]:
+    """``read_table``'s frame, streamed in chunks of ``rows`` rows (memory bounded by one chunk); same
+    formats and the same verbatim strings."""
+    if rows < 1:
+        raise DataError(f"chunk size must be >= 1 row, got {rows}")
+    kind = _table_format(uri)
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        with _open(uri) as handle:
+            yield from _rechunk(pq.ParquetFile(handle).iter_batches(batch_size=min(rows, 65_536)), rows)
+        return
+    if kind == "jsonl":
+        try:
+            with _open(uri) as handle:
+                yield from pd.read_json(handle, lines=True, dtype=False, chunksize=rows)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"{uri} is not well-formed JSON lines: {str(exc).splitlines()[0]}") from exc
+        return
+    yield from _rechunk(_csv_batches(uri, "\t" if kind == "tsv" else ","), rows)
+
+
 def _read_hub(uri: str) -> pd.DataFrame:
     import datasets
 

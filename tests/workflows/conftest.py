@@ -46,6 +46,8 @@ SAMPLE_PARAMETERS: dict[str, str] = {
     "output_uri": "",
     "text_column": "review",
     "batch_size": "64",
+    "shard_rows": "250000",
+    "work_uri": "gs://sample-bucket/batch/work",
 }
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 

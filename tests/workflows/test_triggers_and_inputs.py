@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,26 +38,47 @@ def test_cron_runs_the_template_never_concurrently(cron: dict[str, Any], retrain
 
 
 def test_batch_score_template_matches_its_cli(batch: dict[str, Any]) -> None:
-    (template,) = container_templates(batch).values()
-    container = template["container"]
-    assert container["command"] == ["python", "-m", "components.batch_score"]
+    """Three stages of one CLI, each parsed by the component's real parser: plan, score-shard, merge."""
+    templates = container_templates(batch)
+    assert set(templates) == {"batch-score-plan", "batch-score-shard", "batch-score-merge"}
     params = {p["name"]: p for p in batch["spec"]["arguments"]["parameters"]}
     assert params["model_uri"]["value"] == "models:/sentiment@champion"
     assert params["output_uri"]["value"] == ""  # beside the input
     assert "value" not in params["dataset_uri"]  # required at submission
-    args = [substitute(a) for a in container["args"]]
-    parsed = batch_parser().parse_args(args)
-    settings = settings_from_args(BatchScoreSettings, parsed)
-    assert settings.dataset_uri == "gs://sample-bucket/datasets/reviews.csv"
-    assert (settings.text_column, settings.batch_size, settings.output_uri) == ("review", 64, "")
-    used = {
-        a.split("workflow.parameters.")[1].rstrip("}")
-        for a in container["args"]
-        if "workflow.parameters" in a
-    }
-    assert used == set(params)
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert "retryStrategy" in template and "'2'" in template["retryStrategy"]["expression"]
+    stages = {}
+    for name, template in templates.items():
+        container = template["container"]
+        assert container["command"] == ["python", "-m", "components.batch_score"]
+        args = [substitute(a.replace("{{inputs.parameters.shard_index}}", "3")) for a in container["args"]]
+        settings = settings_from_args(BatchScoreSettings, batch_parser().parse_args(args))
+        stages[settings.stage] = (name, settings)
+        assert settings.dataset_uri == "gs://sample-bucket/datasets/reviews.csv"
+        assert (settings.text_column, settings.batch_size, settings.output_uri) == ("review", 64, "")
+        used = {
+            a.split("workflow.parameters.")[1].rstrip("}")
+            for a in container["args"]
+            if "workflow.parameters" in a
+        }
+        assert used == set(params)  # every stage gets the same parameters: they agree on the work folder
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert "retryStrategy" in template and "'2'" in template["retryStrategy"]["expression"]
+    assert set(stages) == {"plan", "score-shard", "merge"}
+    assert stages["score-shard"][1].shard_index == 3
+    plan_name, plan_settings = stages["plan"]
+    (output,) = templates[plan_name]["outputs"]["parameters"]
+    assert output["valueFrom"]["path"] == plan_settings.shard_list_path
+    assert plan_settings.shard_list_path.startswith("/tmp/")  # the writable emptyDir
+    (dag,) = [t for t in batch["spec"]["templates"] if "dag" in t]
+    assert batch["spec"]["entrypoint"] == dag["name"] and dag["parallelism"] >= 1
+    tasks = {t["name"]: t for t in dag["dag"]["tasks"]}
+    fan_out = tasks["score-shard"]
+    assert fan_out["template"] == stages["score-shard"][0]
+    assert (
+        fan_out["withParam"] == "{{tasks.plan.outputs.parameters.shards}}"
+        and tasks["plan"]["template"] == plan_name
+    )
+    assert fan_out["arguments"]["parameters"] == [{"name": "shard_index", "value": "{{item}}"}]
+    assert fan_out["depends"] == "plan" and tasks["merge"]["depends"] == "score-shard"
     assert batch["spec"]["serviceAccountName"] and batch["spec"]["activeDeadlineSeconds"] > 0
 
 
@@ -147,31 +169,53 @@ def test_generator_refuses_a_spec_template_with_an_unknown_parameter() -> None:
 def test_batch_score_template_command_runs_as_rendered(
     batch: dict[str, Any], baseline_model_dir: Path, rt_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """The container's command and args, rendered with local values, score a file beside itself."""
+    """The DAG run as Argo would: the plan pod's rendered command, one shard pod per item of the list it
+    wrote, then merge; the predictions land beside the input in input order, and the work folder is gone."""
     dataset = tmp_path / "data" / "reviews.csv"
     dataset.parent.mkdir()
     rt_frame.head(25)[["text"]].rename(columns={"text": "review"}).to_csv(dataset, index=False)
     values = {p["name"]: p.get("value", "") for p in batch["spec"]["arguments"]["parameters"]}
-    values.update(dataset_uri=str(dataset), model_uri=str(baseline_model_dir), text_column="review")
-    (template,) = container_templates(batch).values()
-    container = template["container"]
-    command = [sys.executable, *container["command"][1:], *(substitute(a, values) for a in container["args"])]
-    env = {e["name"]: substitute(e["value"], values) for e in container["env"] if "value" in e}
-    env.update(
-        HOME=str(tmp_path),
-        HF_HOME=str(tmp_path / "hf"),
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-        MPLCONFIGDIR=str(tmp_path / "mpl"),
-        SENTIMENTOPS_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        PATH=os.environ["PATH"],
-        PYTHONPATH=str(README.parents[1]),
-        # A bare directory has no registry digest to pin; the template's default is models:/ (pinned).
-        SENTIMENTOPS_ALLOW_UNPINNED_MODEL="true",
+    values.update(
+        dataset_uri=str(dataset), model_uri=str(baseline_model_dir), text_column="review", shard_rows="10"
     )
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    templates = container_templates(batch)
+    shard_list = tmp_path / "outputs" / "shards.json"
+
+    def run(name: str, shard_index: str = "") -> None:
+        container = templates[name]["container"]
+        args = [
+            substitute(a.replace("{{inputs.parameters.shard_index}}", shard_index), values).replace(
+                templates["batch-score-plan"]["outputs"]["parameters"][0]["valueFrom"]["path"],
+                str(shard_list),
+            )
+            for a in container["args"]
+        ]
+        command = [sys.executable, *container["command"][1:], *args]
+        env = {e["name"]: substitute(e["value"], values) for e in container["env"] if "value" in e}
+        env.update(
+            HOME=str(tmp_path),
+            HF_HOME=str(tmp_path / "hf"),
+            XDG_CACHE_HOME=str(tmp_path / "cache"),
+            MPLCONFIGDIR=str(tmp_path / "mpl"),
+            SENTIMENTOPS_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            PATH=os.environ["PATH"],
+            PYTHONPATH=str(README.parents[1]),
+            # A bare directory has no registry digest to pin; the template's default is models:/ (pinned).
+            SENTIMENTOPS_ALLOW_UNPINNED_MODEL="true",
+        )
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    run("batch-score-plan")
+    items = json.loads(shard_list.read_text())
+    assert items == [0, 1, 2]
+    for item in items:
+        run("batch-score-shard", str(item))
+    run("batch-score-merge")
     scored = pd.read_parquet(dataset.with_name("reviews.predictions.parquet"))
     assert len(scored) == 25 and {"review", "predicted_label", "positive_probability"} <= set(scored.columns)
+    assert scored["review"].tolist() == rt_frame.head(25)["text"].tolist()
+    assert sorted(p.name for p in dataset.parent.iterdir()) == ["reviews.csv", "reviews.predictions.parquet"]
 
 
 def test_the_drift_sensor_submits_with_declared_parameters(validate_manifest: Any) -> None:
