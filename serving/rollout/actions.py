@@ -181,7 +181,12 @@ def propose(settings: ProposeSettings) -> RolloutResult:
     ref = aliases.resolve_alias(settings, CHALLENGER, settings.scheme_list())
     assert ref.digest is not None  # resolve_alias refuses a version without one
     edit = manifest.with_canary(
-        text, ref.version, ref.storage_uri, settings.canary_traffic_percent, ref.digest
+        text,
+        ref.version,
+        ref.storage_uri,
+        settings.canary_traffic_percent,
+        ref.digest,
+        ref.int8_accuracy_loss,
     )
     if edit.changed:
         apply_changes(overlay_changes(path, text, edit.text), "propose")

@@ -7,6 +7,7 @@ client. Uses the shared helpers in ``components.common.registry``; MLflow's HTTP
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 from components.common import registry
 from components.common.artifacts import ArtifactError, check_digest_format
 from components.common.settings import ComponentError, TrackingSettings
+from components.evaluate.int8 import INT8_LOSS_TAG
 
 ROLLBACK_REASON_TAG = "rollback_reason"
 T = TypeVar("T")
@@ -32,6 +34,7 @@ class ModelRef:
     version: str
     storage_uri: str
     digest: str | None
+    int8_accuracy_loss: str | None = None  # evaluate's recorded int8 validation loss (points), if any
 
 
 def _client(settings: TrackingSettings, write: bool = False) -> Any:
@@ -54,7 +57,17 @@ def _ref(name: str, version: Any) -> ModelRef:
         version=str(version.version),
         storage_uri=str(version.source),
         digest=(version.tags or {}).get(registry.DIGEST_TAG),
+        int8_accuracy_loss=_int8_loss((version.tags or {}).get(INT8_LOSS_TAG)),
     )
+
+
+def _int8_loss(tag: str | None) -> str | None:
+    """The tag as a number's text, or None when absent or not a finite number (then fp32 is served)."""
+    try:
+        value = float(tag) if tag is not None else None
+    except ValueError:
+        return None
+    return None if value is None or not math.isfinite(value) else repr(value)
 
 
 def resolve_alias(settings: TrackingSettings, alias: str, schemes: tuple[str, ...]) -> ModelRef:

@@ -13,6 +13,11 @@ that changed. The rollout state lives in the file itself:
   ``spec.predictor.canaryTrafficPercent`` and the annotations ``sentimentops.io/stable-model-version``,
   ``sentimentops.io/stable-storage-uri`` and ``sentimentops.io/stable-model-digest`` that remember what
   to roll back to.
+- int8: ``SENTIMENTOPS_INT8_ACCURACY_LOSS`` in the same env carries the served version's recorded int8
+  validation accuracy loss (registry tag ``int8_accuracy_loss_validation``): the predictor has no route to
+  MLflow, and with ``quantize=auto`` it serves the int8 graph only when this says the loss is small. A
+  version without the tag gets no such env (fp32). During a canary, annotation
+  ``sentimentops.io/stable-int8-accuracy-loss`` remembers the stable model's value for a rollback.
 
 ``propose`` then ``rollback`` gives back the original bytes; ``propose`` then ``promote`` differs from
 the original only in the storageUri and model-version lines.
@@ -36,6 +41,8 @@ STABLE_URI = "sentimentops.io/stable-storage-uri"
 STABLE_DIGEST = "sentimentops.io/stable-model-digest"
 MODEL_DIGEST = "sentimentops.io/model-digest"
 DIGEST_ENV = "SENTIMENTOPS_EXPECTED_MODEL_DIGEST"
+INT8_LOSS_ENV = "SENTIMENTOPS_INT8_ACCURACY_LOSS"
+STABLE_INT8_LOSS = "sentimentops.io/stable-int8-accuracy-loss"
 CANARY_PERCENT = "canaryTrafficPercent"
 
 
@@ -54,6 +61,8 @@ class ManifestState:
     stable_storage_uri: str | None = None
     model_digest: str | None = None
     stable_model_digest: str | None = None
+    int8_accuracy_loss: str | None = None  # the served (canary) version's, from the predictor env
+    stable_int8_accuracy_loss: str | None = None
 
     @property
     def in_canary(self) -> bool:
@@ -135,6 +144,8 @@ def _state(doc: CommentedMap) -> ManifestState:
         stable_storage_uri=text(STABLE_URI),
         model_digest=annotated,
         stable_model_digest=text(STABLE_DIGEST),
+        int8_accuracy_loss=_env_value(model, INT8_LOSS_ENV),
+        stable_int8_accuracy_loss=text(STABLE_INT8_LOSS),
     )
 
 
@@ -147,12 +158,38 @@ def _env_list(model: CommentedMap) -> list[Any] | None:
     return env
 
 
-def _env_digest(model: CommentedMap) -> str | None:
+def _env_value(model: CommentedMap, name: str) -> str | None:
     for item in _env_list(model) or []:
-        if item.get("name") == DIGEST_ENV:
+        if item.get("name") == name:
             value = item.get("value")
             return None if value is None else str(value)
     return None
+
+
+def _env_digest(model: CommentedMap) -> str | None:
+    return _env_value(model, DIGEST_ENV)
+
+
+def _set_int8_loss(doc: CommentedMap, loss: str | None) -> None:
+    """The predictor env's int8 loss for the model it serves: set (right after the digest), or removed."""
+    model = _path(doc, "spec", "predictor", "model")
+    env = _env_list(model)
+    if env is None:
+        return  # every served model has a digest env (``_set_digest`` runs first)
+    for i, item in enumerate(env):
+        if item.get("name") == INT8_LOSS_ENV:
+            if loss is None:
+                del env[i]
+            else:
+                item["value"] = _quoted(loss)
+            return
+    if loss is None:
+        return
+    entry = CommentedMap()
+    entry["name"] = INT8_LOSS_ENV
+    entry["value"] = _quoted(loss)
+    after = next((i + 1 for i, item in enumerate(env) if item.get("name") == DIGEST_ENV), len(env))
+    env.insert(after, entry)
 
 
 def _set_digest(doc: CommentedMap, digest: str) -> None:
@@ -234,9 +271,12 @@ def _unchanged(text: str, state: ManifestState, message: str) -> Edit:
     return Edit(text, False, state, state, message)
 
 
-def with_canary(text: str, version: str, storage_uri: str, percent: int, digest: str) -> Edit:
+def with_canary(
+    text: str, version: str, storage_uri: str, percent: int, digest: str, int8_loss: str | None = None
+) -> Edit:
     """Roll ``version`` (at ``storage_uri``, registry digest ``digest``) out as a canary taking ``percent`` %
-    of the traffic; the digest is pinned next to the storageUri (annotation and predictor env).
+    of the traffic; the digest is pinned next to the storageUri (annotation and predictor env), and so is
+    its recorded int8 accuracy loss ``int8_loss`` (None: not recorded, the env is left out).
 
     A no-op when that canary is already there (same version, URI and percent) or when the version is
     already the served model. Changing only the percent of the running canary is allowed (a ramp);
@@ -273,7 +313,10 @@ def with_canary(text: str, version: str, storage_uri: str, percent: int, digest:
     _insert_after(annotations, STABLE_VERSION, STABLE_URI, state.storage_uri)
     if state.model_digest is not None:
         _insert_after(annotations, STABLE_URI, STABLE_DIGEST, _quoted(state.model_digest))
+    if state.int8_accuracy_loss is not None:
+        _insert_after(annotations, STABLE_DIGEST, STABLE_INT8_LOSS, _quoted(state.int8_accuracy_loss))
     _set_digest(doc, digest)
+    _set_int8_loss(doc, int8_loss)
     predictor = _path(doc, "spec", "predictor")
     _insert_before(predictor, "model", CANARY_PERCENT, percent)
     _path(doc, "spec", "predictor", "model")["storageUri"] = storage_uri
@@ -299,6 +342,7 @@ def _drop_canary(doc: CommentedMap) -> None:
     annotations.pop(STABLE_VERSION, None)
     annotations.pop(STABLE_URI, None)
     annotations.pop(STABLE_DIGEST, None)
+    annotations.pop(STABLE_INT8_LOSS, None)
 
 
 def promoted(text: str) -> Edit:
@@ -323,9 +367,11 @@ def rolled_back(text: str) -> Edit:
         )
     _drop_canary(doc)
     if state.stable_model_digest is None:
+        _set_int8_loss(doc, None)
         _drop_digest(doc)  # the stable model had no pinned digest: the predictor refuses it (fail closed)
     else:
         _set_digest(doc, state.stable_model_digest)
+        _set_int8_loss(doc, state.stable_int8_accuracy_loss)
     annotations = _annotations(doc)
     annotations[MODEL_VERSION] = _quoted(state.stable_model_version)
     _path(doc, "spec", "predictor", "model")["storageUri"] = state.stable_storage_uri

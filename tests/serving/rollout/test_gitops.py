@@ -190,6 +190,40 @@ def test_propose_writes_exactly_the_canary_and_rerun_is_noop(
     assert changed_lines(repo) == lines("-canaryTrafficPercent: 10", "+canaryTrafficPercent: 25")
 
 
+def test_propose_pins_the_recorded_int8_loss_for_the_predictor(
+    repo: Path,
+    cli: Cli,
+    mlflow_client: object,
+    registry_with_challenger: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """evaluate's int8 tag reaches the predictor through the overlay env (it has no route to MLflow); a
+    tag that is not a number is left out, so the predictor serves fp32."""
+    from serving.config import ServingSettings
+    from serving.rollout.manifest import INT8_LOSS_ENV, read_state
+
+    client = mlflow_client
+    client.set_model_version_tag(MODEL, registry_with_challenger, "int8_accuracy_loss_validation", "0.31")
+    code, _, err = cli("propose", "--canary-traffic-percent", "10")
+    assert code == 0, err
+    overlay = (repo / OVERLAY / "inferenceservice.yaml").read_text()
+    state = read_state(overlay)
+    assert state.int8_accuracy_loss == "0.31"
+    assert '+value: "0.31"' in changed_lines(repo) and f"+- name: {INT8_LOSS_ENV}" in changed_lines(repo)
+    # The predictor reads that env, as a number.
+    assert state.int8_accuracy_loss is not None
+    monkeypatch.setenv(INT8_LOSS_ENV, state.int8_accuracy_loss)
+    assert ServingSettings().int8_accuracy_loss == 0.31
+
+    code, _, err = cli("rollback", "--reason", "test")
+    assert code == 0, err
+    client.set_model_version_tag(MODEL, registry_with_challenger, "int8_accuracy_loss_validation", "nan")
+    client.delete_model_version_tag(MODEL, registry_with_challenger, "rollback_reason")
+    code, _, err = cli("propose", "--canary-traffic-percent", "10")
+    assert code == 0, err
+    assert read_state((repo / OVERLAY / "inferenceservice.yaml").read_text()).int8_accuracy_loss is None
+
+
 def test_promote_moves_champion_and_keeps_the_canary_model(
     repo: Path, cli: Cli, mlflow_client: object, registry_with_challenger: str, served: tuple[str, str]
 ) -> None:

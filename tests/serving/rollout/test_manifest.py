@@ -106,6 +106,30 @@ def test_overlay_without_a_pinned_digest_gets_one_and_rollback_removes_it() -> N
     assert manifest.rolled_back(canary.text).text == legacy
 
 
+def test_the_served_versions_int8_loss_travels_with_it_through_canary_promote_and_rollback() -> None:
+    """The predictor cannot ask MLflow: the overlay carries each served version's recorded int8 loss next
+    to its digest; a rollback restores the stable one's (or its absence) byte for byte."""
+    canary = manifest.with_canary(SMALL, "4", NEW, 10, D4, int8_loss="0.25")
+    assert canary.after.int8_accuracy_loss == "0.25" and canary.after.stable_int8_accuracy_loss is None
+    env_lines = canary.text.split("env:\n", 1)[1].splitlines()[:4]
+    assert env_lines == [
+        "        - name: SENTIMENTOPS_EXPECTED_MODEL_DIGEST",
+        f'          value: "{D4}"',
+        "        - name: SENTIMENTOPS_INT8_ACCURACY_LOSS",
+        '          value: "0.25"',
+    ]
+    assert manifest.rolled_back(canary.text).text == SMALL  # the stable model had none: it is removed
+    promoted = manifest.promoted(canary.text)
+    assert promoted.after.int8_accuracy_loss == "0.25" and not promoted.after.in_canary
+
+    # The next canary has no recorded loss: its env has none, and a rollback brings the stable's back.
+    second = manifest.with_canary(promoted.text, "5", NEW.replace("7", "8"), 10, D3)
+    assert second.after.int8_accuracy_loss is None and second.after.stable_int8_accuracy_loss == "0.25"
+    assert "SENTIMENTOPS_INT8_ACCURACY_LOSS" not in second.text
+    assert manifest.rolled_back(second.text).text == promoted.text
+    assert manifest.promoted(second.text).after.stable_int8_accuracy_loss is None
+
+
 def test_annotation_and_env_that_disagree_are_refused() -> None:
     bad = SMALL.replace(f'          value: "{D3}"', f'          value: "{D4}"')
     with pytest.raises(ManifestError, match="disagree"):
