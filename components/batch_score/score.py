@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -86,6 +87,16 @@ class BatchScoreSettings(TrackingSettings):
         "", description="plan: also write the shard indices as a JSON list here (Argo's withParam)"
     )
     keep_shards: bool = Field(False, description="keep the work folder after a successful merge")
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="transformer runtime, as the predictor chooses it: auto = the ONNX graphs shipped in the "
+        "model directory on CPU (checked against torch's probe answers at load), torch on CUDA",
+    )
+    quantize: Literal["auto", "none", "dynamic_int8"] = Field(
+        "auto",
+        description="auto = the int8 graph only when the version's recorded int8 accuracy loss is small "
+        "(registry tag; the predictor's rule), else fp32",
+    )
 
 
 @dataclass
@@ -209,16 +220,39 @@ def _output_metadata(settings: BatchScoreSettings, plan: sharding.ShardPlan) -> 
     }
 
 
+class EngineClassifier:
+    """A loaded model scored through the predictor's engine (``serving.engine.build_engine``): the same
+    runtime, graph choice and load-time probe check as serving, so batch and online answers agree."""
+
+    def __init__(self, loaded: LoadedModel, settings: BatchScoreSettings) -> None:
+        from serving.config import ServingSettings
+        from serving.engine import build_engine, recorded_int8_loss
+
+        serving = ServingSettings(
+            runtime=settings.runtime,
+            quantize=settings.quantize,
+            device=settings.device if settings.device in ("cpu", "cuda") else "auto",
+        )
+        self.engine = build_engine(loaded.model, serving, recorded_int8_loss(serving, loaded.tags))
+        self.labels = loaded.model.labels
+        self.flavor = loaded.model.flavor
+        self.precision = self.engine.precision
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities (n, k), columns in class-id order."""
+        return self.engine.infer(self.engine.prepare(list(texts)))
+
+
 def _score_shard(
     settings: BatchScoreSettings,
     plan: sharding.ShardPlan,
     work_uri: str,
     shard: sharding.Shard,
-    loaded: LoadedModel,
+    model: TextClassifier,
 ) -> None:
     frame = sharding.read_shard_input(work_uri, shard)
     scored = predict_frame(
-        loaded.model, frame, settings.text_column, settings.batch_size, plan.model_name, plan.model_version
+        model, frame, settings.text_column, settings.batch_size, plan.model_name, plan.model_version
     )
     sharding.write_shard_output(plan, work_uri, shard, scored)
 
@@ -280,8 +314,9 @@ def batch_score(settings: BatchScoreSettings, loaded: LoadedModel | None = None)
         if todo:
             if loaded is None or loaded.digest != plan.model_digest:
                 loaded = _pinned_loader(settings, plan)
+            scorer = EngineClassifier(loaded, settings)
             for shard in todo:
-                _score_shard(settings, plan, work_uri, shard, loaded)
+                _score_shard(settings, plan, work_uri, shard, scorer)
             scored_now = len(todo)
 
     result = BatchScoreResult(

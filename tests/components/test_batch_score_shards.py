@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from components.batch_score import shards as sharding
 from components.batch_score.score import BatchScoreSettings, batch_score
-from components.common.artifacts import read_manifest
+from components.common.artifacts import ArtifactError, read_manifest, write_manifest
 from components.common.data import DataError, iter_table_chunks, read_table
 from components.common.settings import ComponentError
 from tests.components.test_batch_score import _register
@@ -161,3 +162,33 @@ def test_a_work_folder_from_another_model_is_not_reused(
     batch_score(_settings(reviews_csv, baseline_model_dir, **base))
     with pytest.raises(ComponentError, match="with model digest .* use another --work-uri"):
         batch_score(_settings(reviews_csv, four_class_model_dirs["tfidf"], **base))
+
+
+def test_a_transformer_is_scored_through_the_predictors_engine(
+    tmp_path: Path, reviews_csv: Path, four_class_model_dirs: dict[str, Path]
+) -> None:
+    """The shipped ONNX graph (checked against torch's probe answers at load) gives torch's answers; int8 is
+    only used when asked for or proven; a model without graphs cannot be forced onto ONNX."""
+    model_dir = four_class_model_dirs["transformer"]
+    outputs = {}
+    for runtime, quantize in (("torch", "none"), ("onnx", "none"), ("onnx", "dynamic_int8")):
+        out = tmp_path / f"{runtime}-{quantize}.parquet"
+        batch_score(
+            _settings(
+                reviews_csv, model_dir, output_uri=str(out), runtime=runtime, quantize=quantize, shard_rows=20
+            )
+        )
+        outputs[(runtime, quantize)] = pd.read_parquet(out)
+    columns = [c for c in outputs["torch", "none"].columns if c.startswith("probability_")]
+    assert len(columns) == 4
+    torch_probs = outputs["torch", "none"][columns].to_numpy()
+    assert abs(outputs["onnx", "none"][columns].to_numpy() - torch_probs).max() < 1e-4
+    assert abs(outputs["onnx", "dynamic_int8"][columns].to_numpy() - torch_probs).mean() < 0.05
+
+    bare = tmp_path / "bare"
+    shutil.copytree(model_dir, bare, ignore=shutil.ignore_patterns("onnx"))
+    manifest = read_manifest(model_dir)
+    metadata = {k: v for k, v in manifest.metadata.items() if k != "onnx"}
+    write_manifest(bare, manifest.flavor, metadata)
+    with pytest.raises(ArtifactError, match="ships no verified ONNX fp32 graph"):
+        batch_score(_settings(reviews_csv, bare, output_uri=str(tmp_path / "x.parquet"), runtime="onnx"))
