@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     for key in ("tfidf_sharded", *MINILM_RUNTIMES):
         f = figures[f"{key}_100M"]
         print(
-            f"100 M rows, {key}: {f['shards']} shards of {shard_rows:,}, {parallel} pods x {cores:g} CPU at once -> {f['waves']} waves x {f['hours_per_shard']:.2f} h = {f['scoring_hours']:.1f} h of scoring"
+            f"100 M rows, {key}: {f['shards']} shards of {shard_rows:,}, {parallel} pods x {cores:g} CPU at once -> {f['waves']} waves x {f['hours_per_shard'] * 60:.1f} min = {f['scoring_hours']:.2f} h of scoring"
         )  # type: ignore[index]
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -77,6 +77,7 @@ class NodePool:
     name: str
     machine_type: str
     gpu: str | None = None
+    max_nodes: int = 1  # the autoscaler's ceiling (tfvars cpu_max_nodes / gpu_max_nodes)
 
     def room(self) -> tuple[int, int]:
         """(millicores, MiB) one pod can request on an otherwise empty node."""
@@ -131,16 +132,16 @@ ENVIRONMENTS: dict[str, Environment] = {
     "staging": Environment(
         name="staging",
         project="sentimentops-staging",
-        cpu_pool=NodePool("cpu", "e2-standard-4"),
-        gpu_pool=NodePool("gpu-tesla-t4", "n1-standard-8", gpu="nvidia-tesla-t4"),
+        cpu_pool=NodePool("cpu", "e2-standard-4", max_nodes=3),
+        gpu_pool=NodePool("gpu-tesla-t4", "n1-standard-8", gpu="nvidia-tesla-t4", max_nodes=1),
         payload_log_sample_rate=1.0,
         predictor_client_namespaces=("sentiment-clients",),
     ),
     "prod": Environment(
         name="prod",
         project="sentimentops-prod",
-        cpu_pool=NodePool("cpu", "e2-standard-8"),
-        gpu_pool=NodePool("gpu-l4", "g2-standard-8", gpu="nvidia-l4"),
+        cpu_pool=NodePool("cpu", "e2-standard-8", max_nodes=6),
+        gpu_pool=NodePool("gpu-l4", "g2-standard-8", gpu="nvidia-l4", max_nodes=2),
         payload_log_sample_rate=0.25,
         predictor_client_namespaces=("sentiment-clients",),
     ),

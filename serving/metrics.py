@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from components.common.labels import DEFAULT_MAX_METRIC_CLASSES, as_matrix, metric_label
+from components.common.labels import DEFAULT_MAX_METRIC_CLASSES, as_matrix, metric_label, predicted_ids
 from components.common.models import LABELS
 
 disable_created_metrics()  # no *_created series: less noise per scrape
@@ -71,11 +71,14 @@ def class_matrix(
 
 
 def predicted_classes(names: tuple[str, ...], proba: np.ndarray) -> np.ndarray:
-    """The predicted class id per row: argmax, except binary, where P(positive) >= 0.5 wins a tie as
-    it always has (the served ``label`` and the metrics must agree)."""
-    if names == LABELS:
-        return (proba[:, 1] >= 0.5).astype(int)
-    return proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
+    """The predicted class id per row of an (n, len(names)) matrix, by the rule every component uses
+    (``labels.predicted_ids``: two classes threshold P(class 1) at 0.5, a tie going to class 1; N classes
+    take the argmax), so the served ``label``, the metrics, the payload log and the drift job agree."""
+    if len(proba) == 0:
+        return np.zeros(0, dtype=int)
+    if proba.shape[1] != len(names):
+        raise ValueError(f"{proba.shape[1]} class probabilities for {len(names)} classes")
+    return predicted_ids(proba)
 
 
 class _ClassSeries:

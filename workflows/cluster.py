@@ -68,6 +68,23 @@ STEP_RESOURCES: dict[str, StepResources] = {
 }
 
 
+# The share of the CPU pool's ceiling that one batch-score run may fill: predictors, MLflow, the drift job
+# and a retraining's CPU steps share the pool.
+BATCH_SCORE_POOL_SHARE = 0.5
+
+
+def cpu_millicores(quantity: str) -> int:
+    """A Kubernetes CPU quantity (``"3"``, ``"500m"``) in millicores."""
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+def batch_score_parallelism(env: Environment) -> int:
+    """How many score-shard pods may run at once: those that fit on the CPU pool at its autoscaling ceiling
+    (each node's room for pods, over the shard pod's CPU request), times ``BATCH_SCORE_POOL_SHARE``."""
+    per_node = env.cpu_pool.room()[0] // cpu_millicores(STEP_RESOURCES["batch-score"].cpu_request)
+    return max(1, int(per_node * env.cpu_pool.max_nodes * BATCH_SCORE_POOL_SHARE))
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """Deployment settings of the generated manifests (``for_environment``: one of infra.topology's).
@@ -89,9 +106,11 @@ class ClusterConfig:
     gpu_pool: GpuPool = field(default_factory=GpuPool)
     # Whole-workflow limits.
     retrain_deadline_seconds: int = 8 * 3600
-    batch_score_deadline_seconds: int = 6 * 3600
-    # Shard pods running at once (a DAG's parallelism is a number, not a parameter): 16 × 3 CPUs.
-    batch_score_max_parallel_shards: int = 16
+    # 100 M rows through the fp32 graph on prod's pool take ~8.5 h of scoring (docs/benchmarks.md, batch scoring).
+    batch_score_deadline_seconds: int = 24 * 3600
+    # Shard pods running at once (a DAG's parallelism is a number, not a parameter); for_environment sizes
+    # it to the CPU pool (see batch_score_parallelism).
+    batch_score_max_parallel_shards: int = 1
     ttl_after_success_seconds: int = 24 * 3600
     ttl_after_failure_seconds: int = 7 * 24 * 3600
     # Scheduled retraining: Mondays 03:00 UTC.
@@ -115,6 +134,7 @@ class ClusterConfig:
             region=env.region,
             environment=env.name,
             gpu_pool=GpuPool(accelerator=env.gpu_pool.gpu),
+            batch_score_max_parallel_shards=batch_score_parallelism(env),
         )
 
     @property

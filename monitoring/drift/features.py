@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from components.common.labels import predicted_ids
+
 TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 DESCRIPTORS = ("length_chars", "word_count", "oov_rate", "non_ascii_share")
 PREDICTION_FEATURES = ("probability", "confidence")
@@ -52,7 +54,7 @@ class Predictions:
             raise ValueError(f"probabilities of shape {proba.shape} do not match {len(names)} class names")
         if tuple(names) == BINARY_LABELS:
             return cls.from_binary(proba[:, 1])
-        label = np.asarray(names, dtype=object)[proba.argmax(axis=1)] if len(proba) else np.zeros(0, object)
+        label = np.asarray(names, dtype=object)[predicted_ids(proba)] if len(proba) else np.zeros(0, object)
         return cls(label, proba.max(axis=1) if len(proba) else np.zeros(0))
 
     @classmethod

@@ -56,6 +56,22 @@ def test_probability_vectors_and_matrices() -> None:
         as_matrix(np.zeros((2, 1)))
 
 
+def test_one_predicted_class_rule_for_serving_metrics_payload_log_and_drift() -> None:
+    """An exact tie in a two-class task with its own names: every reader of a prediction picks class 1."""
+    from monitoring.drift.features import Predictions
+    from serving.metrics import predicted_classes
+
+    names = ("spam", "ham")
+    tie = np.array([[0.5, 0.5], [0.7, 0.3]])
+    assert predicted_ids(tie).tolist() == [1, 0]
+    assert predicted_classes(names, tie).tolist() == [1, 0]
+    assert Predictions.from_matrix(names, tie).label.tolist() == ["ham", "spam"]
+    three = np.array([[0.2, 0.4, 0.4], [0.1, 0.2, 0.7]])
+    assert predicted_classes(("a", "b", "c"), three).tolist() == predicted_ids(three).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="3 class probabilities for 2 classes"):
+        predicted_classes(names, three)
+
+
 def test_binary_hash_and_cleaning_are_unchanged_by_the_label_map() -> None:
     raw = data.read_raw(str(RT_CSV))
     plain = data.clean(raw)

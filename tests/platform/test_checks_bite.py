@@ -426,6 +426,14 @@ def test_terraform_environment_reports_tfvars_that_disagree(prod: Deployment) ->
     assert any("gpu_accelerator_type" in p for p in checks.check_terraform_environment(prod))
 
 
+def test_batch_score_capacity_reports_a_fan_out_the_cpu_pool_cannot_hold(prod: Deployment) -> None:
+    assert checks.check_batch_score_capacity(prod) == []
+    prod.tfvars["cpu_max_nodes"] = 2  # the pool shrunk in Terraform, the template still fans out 6 wide
+    assert any(
+        "score-shard pods" in p and "cpu_max_nodes=2" in p for p in checks.check_batch_score_capacity(prod)
+    )
+
+
 def test_single_source_reports_a_copy_nothing_deploys(prod: Deployment, tmp_path) -> None:
     """The review's duplicated drift CronJob: a second hand-written copy beside the chart's."""
     copy_file = tmp_path / "cronjob.yaml"

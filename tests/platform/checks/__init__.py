@@ -18,6 +18,7 @@ from tests.platform.checks.consistency import (
     check_alert_selectors,
     check_all_pods,
     check_argocd,
+    check_batch_score_capacity,
     check_handoffs,
     check_schemas,
     check_single_source,
@@ -77,6 +78,7 @@ DEPLOYMENT_CHECKS: dict[str, Callable[[Deployment], Problems]] = {
     "alert_selectors": check_alert_selectors,
     "argocd": check_argocd,
     "terraform_environment": check_terraform_environment,
+    "batch_score_capacity": check_batch_score_capacity,
     "all_pods": check_all_pods,
     "forbidden": check_forbidden,
 }
@@ -90,6 +92,7 @@ __all__ = [
     "check_alert_selectors",
     "check_all_pods",
     "check_argocd",
+    "check_batch_score_capacity",
     "check_exists",
     "check_fits",
     "check_forbidden",

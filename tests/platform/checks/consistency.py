@@ -293,12 +293,49 @@ def check_terraform_environment(dep: Deployment) -> Problems:
         "gpu_machine_type": env.gpu_pool.machine_type,
         "gpu_accelerator_type": env.gpu_pool.gpu,
         "region": env.region,
+        "cpu_max_nodes": env.cpu_pool.max_nodes,
+        "gpu_max_nodes": env.gpu_pool.max_nodes,
     }
     return [
         f"{env.name}.tfvars: {k} = {tf.get(k)!r}, the topology says {v!r}"
         for k, v in wanted.items()
         if tf.get(k) != v
     ]
+
+
+def check_batch_score_capacity(dep: Deployment) -> Problems:
+    """The batch-score fan-out fits the CPU pool Terraform builds: its DAG parallelism times the shard pod's
+    CPU request stays within the pool at its autoscaling ceiling (tfvars cpu_max_nodes), leaving room for
+    the rest of the platform; otherwise shard pods sit Pending and starve the predictors' scale-up."""
+    from infra.topology import DAEMONSET_OVERHEAD, MACHINE_TYPES, allocatable
+    from workflows.cluster import BATCH_SCORE_POOL_SHARE, cpu_millicores
+
+    template = dep.find("WorkflowTemplate", "batch-score")
+    if template is None:
+        return [f"{dep.env.name}: no batch-score WorkflowTemplate is deployed"]
+    templates = {t["name"]: t for t in template["spec"]["templates"]}
+    problems = []
+    for dag in (t for t in templates.values() if "dag" in t):
+        for task in dag["dag"]["tasks"]:
+            if "withParam" not in task:
+                continue
+            parallel = dag.get("parallelism")
+            if not isinstance(parallel, int) or parallel < 1:
+                problems.append(f"batch-score: the fan-out over {task['name']} has no parallelism bound")
+                continue
+            request = cpu_millicores(
+                str(templates[task["template"]]["container"]["resources"]["requests"]["cpu"])
+            )
+            node_cpu, _ = allocatable(MACHINE_TYPES[dep.tfvars["cpu_machine_type"]])
+            per_node = (node_cpu - DAEMONSET_OVERHEAD[0]) // request
+            ceiling = per_node * int(dep.tfvars["cpu_max_nodes"])
+            if parallel > ceiling * BATCH_SCORE_POOL_SHARE:
+                problems.append(
+                    f"batch-score: {parallel} {task['name']} pods of {request}m CPU at once, but the CPU pool "
+                    f"holds {ceiling} such pods at cpu_max_nodes={dep.tfvars['cpu_max_nodes']} and a batch "
+                    f"run may take {BATCH_SCORE_POOL_SHARE:.0%} of it"
+                )
+    return problems
 
 
 def check_all_pods(dep: Deployment) -> Problems:
