@@ -18,7 +18,8 @@ under ``mlruns/``, no server) needs none of this.
 
 ``python -m components.common.mlflow_auth bootstrap`` (admin credentials in ``MLFLOW_TRACKING_*``, the
 others' passwords in ``SENTIMENTOPS_MLFLOW_<ROLE>_PASSWORD``) creates or updates the users, the experiment
-and the registered model, and grants EDIT; running it again changes nothing.
+and every task's registered model (``--registered-model`` and ``--other-registered-models``), and grants
+EDIT; running it again changes nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ class AuthBootstrapSettings(TrackingSettings):
     rollout_password: SecretStr | None = Field(None, description="env SENTIMENTOPS_ROLLOUT_PASSWORD")
     reader_username: str = Field("reader", description="read-only identity (drift job, batch-score)")
     reader_password: SecretStr | None = Field(None, description="env SENTIMENTOPS_READER_PASSWORD")
+    other_registered_models: str = Field(
+        "",
+        description="comma-separated registered-model names of further tasks (a workflow's registered_model "
+        "parameter, e.g. uci-source-sentiment): created and granted like --registered-model",
+    )
+
+    def registered_models(self) -> list[str]:
+        """Every task's registered model: ``registered_model`` first, then the others, without repeats."""
+        names = [self.registered_model, *(n.strip() for n in self.other_registered_models.split(","))]
+        return list(dict.fromkeys(n for n in names if n))
 
     def identities(self) -> dict[str, tuple[str, str]]:
         """role -> (username, password); every password is required."""
@@ -124,15 +135,18 @@ def bootstrap(settings: AuthBootstrapSettings) -> BootstrapResult:
             updated.append(username)
     experiment = client.get_experiment_by_name(settings.experiment)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(settings.experiment)
-    try:
-        client.get_registered_model(settings.registered_model)
-    except MlflowException:
-        client.create_registered_model(settings.registered_model)
-    wanted = [
-        (identities["pipeline"][0], RESOURCE_TYPE_EXPERIMENT, experiment_id),
-        (identities["pipeline"][0], RESOURCE_TYPE_REGISTERED_MODEL, settings.registered_model),
-        (identities["rollout"][0], RESOURCE_TYPE_REGISTERED_MODEL, settings.registered_model),
-    ]
+    wanted = [(identities["pipeline"][0], RESOURCE_TYPE_EXPERIMENT, experiment_id)]
+    # Every task's model: a retraining run of a second task registers under its own name, and its canary
+    # moves that model's aliases; without the grant both are refused (default permission READ).
+    for model in settings.registered_models():
+        try:
+            client.get_registered_model(model)
+        except MlflowException:
+            client.create_registered_model(model)
+        wanted += [
+            (identities["pipeline"][0], RESOURCE_TYPE_REGISTERED_MODEL, model),
+            (identities["rollout"][0], RESOURCE_TYPE_REGISTERED_MODEL, model),
+        ]
     for username, resource_type, resource_id in wanted:
         try:
             auth.grant_user_permission(username, resource_type, str(resource_id), EDIT)

@@ -23,6 +23,7 @@ PASSWORDS = {
     "reader": "reader-pw-0123456",
 }
 MODEL = "sentiment"
+SECOND_TASK = "uci-source-sentiment"  # a second task's registered model (helm mlflow.auth.registeredModels)
 DIGEST = "ab" * 32
 URI = "gs://sentimentops-prod-artifacts/mlflow/1/{}/artifacts/model"
 
@@ -59,7 +60,9 @@ def auth_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{exc}\n{Path(log.name).read_text()[-3000:]}") from exc
         settings = AuthBootstrapSettings(
-            tracking_uri=url, **{f"{role}_password": pw for role, pw in PASSWORDS.items()}
+            tracking_uri=url,
+            other_registered_models=f" {SECOND_TASK}, {MODEL} ",
+            **{f"{role}_password": pw for role, pw in PASSWORDS.items()},
         )
         with as_identity(*ADMIN):
             first = bootstrap(settings)
@@ -113,6 +116,30 @@ def test_anonymous_and_reader_cannot_move_an_alias_the_rollout_can(
     with as_identity("rollout", PASSWORDS["rollout"]):
         _client(auth_server).set_registered_model_alias(MODEL, "champion", candidate)
         assert str(_client(auth_server).get_model_version_by_alias(MODEL, "champion").version) == candidate
+
+
+def test_a_second_tasks_model_is_written_by_the_pipeline_and_the_rollout_only(auth_server: str) -> None:
+    """Without the bootstrap's grant, a retrain of the four-class task could not register and its canary
+    could not move an alias (default permission READ)."""
+    from mlflow.exceptions import MlflowException
+
+    with as_identity("pipeline", PASSWORDS["pipeline"]):
+        version = _client(auth_server).create_model_version(
+            SECOND_TASK, source=URI.format("c" * 32), tags={"model_digest": "c" * 64}
+        )
+    with as_identity("reader", PASSWORDS["reader"]):
+        with pytest.raises(MlflowException) as reader:
+            _client(auth_server).set_registered_model_alias(SECOND_TASK, "champion", version.version)
+        assert "403" in str(reader.value) or "PERMISSION_DENIED" in str(reader.value)
+    with as_identity("rollout", PASSWORDS["rollout"]):
+        _client(auth_server).set_registered_model_alias(SECOND_TASK, "champion", version.version)
+    with as_identity("reader", PASSWORDS["reader"]):
+        champion = _client(auth_server).get_model_version_by_alias(SECOND_TASK, "champion")
+        assert str(champion.version) == str(version.version)
+    with as_identity("reader", PASSWORDS["reader"]), pytest.raises(MlflowException):
+        _client(auth_server).create_model_version(  # a model nobody granted stays read-only to readers
+            "not-a-task", source=URI.format("d" * 32), tags={"model_digest": "d" * 64}
+        )
 
 
 def test_rollout_promotes_with_its_credentials_and_not_with_the_reader_s(

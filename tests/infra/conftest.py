@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -156,5 +155,3 @@ def parsing_errors(reports: list[dict[str, Any]]) -> list[str]:
         count = report.get("summary", {}).get("parsing_errors", 0)
         found += paths or [f"{count} file(s) ({report.get('check_type')})"] * bool(count)
     return found
-
-

@@ -7,8 +7,6 @@ the project's. Skips: inline `# checkov:skip=<id>: <why>` in the Terraform, and 
 
 from __future__ import annotations
 
-import pytest
-
 from tests.conftest import REPO_ROOT
 from tests.infra.conftest import FIXTURES, TERRAFORM_DIR, failed_checks, parsing_errors, run_checkov
 

@@ -344,7 +344,5 @@ def test_drift_cronjob_sets_only_settings_the_drift_job_has(rendered, values_fil
     fields = DriftSettings.model_fields
     unknown = [name for name in env if name.removeprefix("SENTIMENTOPS_").lower() not in fields]
     assert not unknown, unknown
-    settings = DriftSettings(
-        **{k.removeprefix("SENTIMENTOPS_").lower(): v for k, v in env.items()}
-    )
+    settings = DriftSettings(**{k.removeprefix("SENTIMENTOPS_").lower(): v for k, v in env.items()})
     assert settings.pushgateway_url and settings.log_root.startswith("gs://")

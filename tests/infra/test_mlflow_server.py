@@ -5,7 +5,6 @@ other Host header."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +45,34 @@ def test_chart_auth_config_is_what_the_auth_module_writes() -> None:
     database = next(line.split(" = ", 1)[1] for line in text.splitlines() if line.startswith("database_uri"))
     assert database.startswith("postgresql+psycopg://") and database.endswith("/mlflow_auth")
     assert text == auth_config_ini(database)
+
+
+def test_the_bootstrap_job_grants_every_task_model_the_chart_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart's bootstrap Job env, read by the bootstrap's own settings, names every registered model of
+    mlflow.auth.registeredModels (the second task included), so its retrain and canary may write it."""
+    from components.common.mlflow_auth import AuthBootstrapSettings
+    from tests.infra.conftest import load_values
+
+    values = load_values("values-prod.yaml")
+    (job,) = [
+        d
+        for d in documents(render(values))
+        if d["kind"] == "Job" and d["metadata"]["name"] == "sentimentops-mlflow-auth-bootstrap"
+    ]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    for item in container["env"]:
+        if "value" in item:
+            monkeypatch.setenv(item["name"], item["value"])
+    for role in ("pipeline", "rollout", "reader"):
+        monkeypatch.setenv(f"SENTIMENTOPS_{role.upper()}_PASSWORD", "x" * 12)
+    settings = AuthBootstrapSettings()
+    assert settings.registered_models() == ["sentiment", "uci-source-sentiment"]
+    one_task = {"mlflow": {"auth": {"registeredModels": ["a"]}}}
+    (job,) = [
+        d for d in documents(render(one_task)) if d["kind"] == "Job" and "bootstrap" in d["metadata"]["name"]
+    ]
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["SENTIMENTOPS_REGISTERED_MODEL"], env["SENTIMENTOPS_OTHER_REGISTERED_MODELS"]) == ("a", "")
 
 
 def local_command(command: list[str], port: int, tmp: Path) -> list[str]:
