@@ -421,6 +421,15 @@ def test_handoffs_report_a_drift_reference_nobody_writes(prod: Deployment) -> No
     assert any("the drift job reads" in p for p in checks.check_handoffs(prod))
 
 
+def test_handoffs_report_a_registered_model_the_mlflow_bootstrap_does_not_grant(prod: Deployment) -> None:
+    env = _one(prod, "Job", "sentimentops-mlflow-auth-bootstrap")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["env"]
+    _set_env(env, "SENTIMENTOPS_REGISTERED_MODEL", "other-task")
+    _set_env(env, "SENTIMENTOPS_OTHER_REGISTERED_MODELS", "")
+    assert any("register would be refused" in p for p in checks.check_handoffs(prod))
+
+
 def test_terraform_environment_reports_tfvars_that_disagree(prod: Deployment) -> None:
     prod.tfvars["gpu_accelerator_type"] = "nvidia-tesla-t4"
     assert any("gpu_accelerator_type" in p for p in checks.check_terraform_environment(prod))

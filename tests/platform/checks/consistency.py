@@ -394,6 +394,26 @@ def _retrain_runs_serialised(dep: Deployment) -> Problems:
     return problems
 
 
+def _registered_models_granted(dep: Deployment, retrain: dict[str, str]) -> Problems:
+    """The model the retrain template registers by default is one the MLflow bootstrap Job grants the
+    pipeline and the rollout (default permission READ: an ungranted model is refused at register)."""
+    job = next(
+        (p for p in dep.pods() if p.source.startswith("Job/") and "mlflow-auth-bootstrap" in p.source), None
+    )
+    if job is None:
+        return ["no MLflow auth bootstrap Job: nothing grants the pipeline EDIT on a registered model"]
+    env = _env_of(job)
+    granted = {env.get("SENTIMENTOPS_REGISTERED_MODEL", "")}
+    granted |= {n.strip() for n in env.get("SENTIMENTOPS_OTHER_REGISTERED_MODELS", "").split(",")}
+    model = retrain.get("registered_model", "")
+    if model not in granted - {""}:
+        return [
+            f"sentiment-retrain registers {model!r}, but the MLflow bootstrap grants only "
+            f"{sorted(granted - {''})}: register would be refused"
+        ]
+    return []
+
+
 def check_handoffs(dep: Deployment) -> Problems:
     """What one part writes is where the next part reads: the predictor's payload sink is the drift job's
     log root, the drift reference is where register publishes it, the base model and training data come
@@ -455,6 +475,7 @@ def check_handoffs(dep: Deployment) -> Problems:
         problems.append(
             f"the drift job reads logs of model {model_name!r}, the predictor logs as {isvc['metadata']['name']!r}"
         )
+    problems += _registered_models_granted(dep, retrain)
     for pod in pods:
         if (
             pod.source.startswith("WorkflowTemplate/sentiment-retrain/")
