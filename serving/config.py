@@ -9,6 +9,10 @@ from pydantic import Field
 from components.common.labels import DEFAULT_MAX_METRIC_CLASSES
 from components.common.settings import ComponentSettings
 
+# The engine choices, shared with batch-score (which scores through the same engine).
+Runtime = Literal["auto", "torch", "onnx"]
+Quantize = Literal["auto", "none", "dynamic_int8"]
+
 
 class ServingSettings(ComponentSettings):
     """Everything the predictor reads at start-up (KServe's own flags are parsed separately)."""
@@ -30,12 +34,12 @@ class ServingSettings(ComponentSettings):
     )
     host: str = Field("127.0.0.1", description="REST bind address (the image sets 0.0.0.0)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; fp16 on cuda")
-    runtime: Literal["auto", "torch", "onnx"] = Field(
+    runtime: Runtime = Field(
         "auto",
         description="transformer runtime: onnx (the ONNX graphs shipped in the model directory) on CPU, torch; "
         "auto = torch on CUDA or for a model without graphs, else onnx",
     )
-    quantize: Literal["auto", "none", "dynamic_int8"] = Field(
+    quantize: Quantize = Field(
         "auto",
         description="CPU int8 weights (onnx: the shipped per-channel int8 graph; torch: dynamic Linear layers); "
         "auto = int8 only when its recorded accuracy loss is at most --max-int8-accuracy-loss",

@@ -37,6 +37,7 @@ from components.common.model_source import LoadedModel, resolve_model
 from components.common.models import TextClassifier
 from components.common.settings import ComponentError, TrackingSettings
 from components.common.tracking import git_commit
+from serving.config import Quantize, Runtime
 
 PREDICTION_COLUMNS = (
     "predicted_label",
@@ -87,12 +88,12 @@ class BatchScoreSettings(TrackingSettings):
         "", description="plan: also write the shard indices as a JSON list here (Argo's withParam)"
     )
     keep_shards: bool = Field(False, description="keep the work folder after a successful merge")
-    runtime: Literal["auto", "torch", "onnx"] = Field(
+    runtime: Runtime = Field(
         "auto",
         description="transformer runtime, as the predictor chooses it: auto = the ONNX graphs shipped in the "
         "model directory on CPU (checked against torch's probe answers at load), torch on CUDA",
     )
-    quantize: Literal["auto", "none", "dynamic_int8"] = Field(
+    quantize: Quantize = Field(
         "auto",
         description="auto = the int8 graph only when the version's recorded int8 accuracy loss is small "
         "(registry tag; the predictor's rule), else fp32",
@@ -236,7 +237,6 @@ class EngineClassifier:
         self.engine = build_engine(loaded.model, serving, recorded_int8_loss(serving, loaded.tags))
         self.labels = loaded.model.labels
         self.flavor = loaded.model.flavor
-        self.precision = self.engine.precision
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (n, k), columns in class-id order."""
@@ -288,11 +288,12 @@ def batch_score(settings: BatchScoreSettings, loaded: LoadedModel | None = None)
     work_uri = _work_uri(settings, output_uri)
 
     if settings.stage in ("all", "plan"):
-        sharding.dataset_fingerprint(settings.dataset_uri)  # a missing dataset is named before any model load
+        # Before any model load, so that a missing dataset is what gets reported.
+        fingerprint = sharding.dataset_fingerprint(settings.dataset_uri)
         loaded = loaded or load_scoring_model(settings)
         pinned = sharding.PinnedModel.of(settings.model_uri, loaded)
-        plan, _reused = sharding.make_plan(
-            settings.dataset_uri, work_uri, settings.shard_rows, settings.text_column, pinned
+        plan = sharding.make_plan(
+            settings.dataset_uri, fingerprint, work_uri, settings.shard_rows, settings.text_column, pinned
         )
         if settings.shard_list_path:
             sharding.write_shard_indices(settings.shard_list_path, plan)

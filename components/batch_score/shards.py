@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.artifacts import atomic_write_chunks, atomic_write_json, is_remote, local_path
-from components.common.data import DataError, iter_table_chunks
-from components.common.labels import LabelMap
+from components.common.data import DataError, iter_table_chunks, read_parquet
 from components.common.model_source import LoadedModel, is_registry_ref
 from components.common.settings import ComponentError
 
@@ -144,15 +143,40 @@ def _plan_matches(plan: ShardPlan, dataset_uri: str, fingerprint: dict[str, str]
     )
 
 
-def make_plan(
-    dataset_uri: str, work_uri: str, shard_rows: int, text_column: str, model: PinnedModel
-) -> tuple[ShardPlan, bool]:
-    """Cut the dataset into shard inputs and write ``plan.json`` last (a plan is complete once it exists).
+@dataclass(frozen=True)
+class PinnedModel:
+    """The exact model every shard is scored with: a registry version (never an alias) or a directory."""
 
-    An existing plan for the same input, shard size and model is reused (returns ``(plan, True)``)."""
+    uri: str
+    digest: str
+    name: str
+    version: str
+    source: str
+    flavor: str
+    class_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, requested_uri: str, loaded: LoadedModel) -> PinnedModel:
+        uri = f"models:/{loaded.name}/{loaded.version}" if is_registry_ref(requested_uri) else requested_uri
+        model = loaded.model
+        return cls(
+            uri, loaded.digest, loaded.name, loaded.version, loaded.source, model.flavor, model.labels.names
+        )
+
+
+def make_plan(
+    dataset_uri: str,
+    fingerprint: dict[str, str],
+    work_uri: str,
+    shard_rows: int,
+    text_column: str,
+    model: PinnedModel,
+) -> ShardPlan:
+    """Cut the dataset (``fingerprint``: its ``dataset_fingerprint``) into shard inputs and write
+    ``plan.json`` last (a plan is complete once it exists). An existing plan for the same input, shard size
+    and model is reused."""
     if shard_rows < 1:
         raise ComponentError(f"--shard-rows must be >= 1, got {shard_rows}")
-    fingerprint = dataset_fingerprint(dataset_uri)
     existing = read_plan(work_uri)
     if existing is not None and _plan_matches(existing, dataset_uri, fingerprint, shard_rows):
         if existing.model_digest != model.digest:
@@ -160,7 +184,7 @@ def make_plan(
                 f"{work_uri} holds a run of this dataset with model digest {existing.model_digest[:12]}…, "
                 f"not {model.digest[:12]}…: use another --work-uri or delete that folder"
             )
-        return existing, True
+        return existing
     shards: list[Shard] = []
     total = 0
     for index, chunk in enumerate(iter_table_chunks(dataset_uri, shard_rows)):
@@ -190,53 +214,35 @@ def make_plan(
         shards=shards,
     )
     atomic_write_json(join_uri(work_uri, PLAN_NAME), asdict(plan))
-    return plan, False
+    return plan
 
 
-@dataclass(frozen=True)
-class PinnedModel:
-    """The exact model every shard is scored with: a registry version (never an alias) or a directory."""
-
-    uri: str
-    digest: str
-    name: str
-    version: str
-    source: str
-    flavor: str
-    class_names: tuple[str, ...]
-
-    @classmethod
-    def of(cls, requested_uri: str, loaded: LoadedModel) -> PinnedModel:
-        uri = f"models:/{loaded.name}/{loaded.version}" if is_registry_ref(requested_uri) else requested_uri
-        labels = getattr(loaded.model, "labels", None) or LabelMap.binary()
-        return cls(
-            uri, loaded.digest, loaded.name, loaded.version, loaded.source, loaded.model.flavor, labels.names
-        )
-
-
-def shard_is_done(plan: ShardPlan, work_uri: str, shard: Shard) -> bool:
-    """Whether the shard's predictions exist, from this plan's model, with all of its rows."""
+def _scored_schema(plan: ShardPlan, work_uri: str, shard: Shard) -> Any | None:
+    """The schema of the shard's predictions when they exist, from this plan's model, with all of its rows
+    (read from the file's footer only); None otherwise."""
+    import fsspec
     import pyarrow.parquet as pq
 
     uri = join_uri(work_uri, shard.output)
     if not _exists(uri):
-        return False
-    import fsspec
-
+        return None
     with fsspec.open(uri, "rb") as handle:
-        parquet = pq.ParquetFile(handle)
-        metadata = parquet.schema_arrow.metadata or {}
-        rows = parquet.metadata.num_rows
-    recorded = json.loads(metadata.get(SHARD_METADATA_KEY, b"{}"))
-    return recorded.get("model_digest") == plan.model_digest and rows == shard.rows
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
+        schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
+    recorded = json.loads((schema.metadata or {}).get(SHARD_METADATA_KEY, b"{}"))
+    return schema if recorded.get("model_digest") == plan.model_digest and rows == shard.rows else None
+
+
+def shard_is_done(plan: ShardPlan, work_uri: str, shard: Shard) -> bool:
+    """Whether the shard's predictions exist, from this plan's model, with all of its rows."""
+    return _scored_schema(plan, work_uri, shard) is not None
 
 
 def read_shard_input(work_uri: str, shard: Shard) -> pd.DataFrame:
     import fsspec
-    import pyarrow.parquet as pq
 
     with fsspec.open(join_uri(work_uri, shard.input), "rb") as handle:
-        return pq.read_table(handle).to_pandas()
+        return read_parquet(handle).to_pandas()
 
 
 def write_shard_output(plan: ShardPlan, work_uri: str, shard: Shard, scored: pd.DataFrame) -> None:
@@ -291,19 +297,16 @@ def merge_shards(
 
     from components.batch_score.score import METADATA_KEY
 
-    missing = [s.index for s in plan.shards if not shard_is_done(plan, work_uri, s)]
+    schemas = [_scored_schema(plan, work_uri, s) for s in plan.shards]
+    missing = [s.index for s, schema in zip(plan.shards, schemas, strict=True) if schema is None]
     if missing:
         listed = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
         raise ComponentError(
             f"{len(missing)} of {len(plan.shards)} shard(s) not scored by model {plan.model_digest[:12]}… "
             f"yet: {listed}; run --stage score-shard for them (or --stage all to resume)"
         )
-    schemas = []
-    for shard in plan.shards:
-        with fsspec.open(join_uri(work_uri, shard.output), "rb") as handle:
-            schemas.append(pq.ParquetFile(handle).schema_arrow.remove_metadata())
     # A JSON-lines column can be read as int in one shard and float (or all-null) in another.
-    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
     schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata).encode()})
     num_classes = len(plan.class_names)
     counts = np.zeros(num_classes, dtype=np.int64)
@@ -311,8 +314,7 @@ def merge_shards(
     with _published(output_uri) as sink, pq.ParquetWriter(sink, schema) as writer:
         for shard in plan.shards:
             with fsspec.open(join_uri(work_uri, shard.output), "rb") as handle:
-                table = pq.read_table(handle).replace_schema_metadata(None)
-            table = table.cast(schema.remove_metadata()).replace_schema_metadata(schema.metadata)
+                table = read_parquet(handle).cast(schema)  # the output's types and metadata
             writer.write_table(table)
             ids = table.column("class_index").to_numpy()
             counts += np.bincount(ids.astype(np.int64), minlength=num_classes)[:num_classes]

@@ -148,39 +148,65 @@ def _utf8_error(uri: str) -> DataError:
     return DataError(f"{uri} is not valid UTF-8; re-encode it as UTF-8")
 
 
+def _csv_header(uri: str, sep: str) -> list[str]:
+    """The file's column names as written (unstripped); an empty file is refused."""
+    with _open(uri) as handle:
+        header = handle.readline().decode("utf-8-sig", errors="replace")
+    try:
+        return next(csv.reader([header], delimiter=sep))
+    except StopIteration:
+        raise DataError(f"{uri} is empty") from None
+
+
+def _csv_options(sep: str, include: list[str]) -> tuple[Any, Any]:
+    """Arrow's parse and convert options: quoted newlines allowed, the ``include`` columns read as verbatim
+    strings (never null)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True)
+    convert = pacsv.ConvertOptions(
+        include_columns=include,
+        column_types={c: pa.string() for c in include},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    return parse, convert
+
+
+def _csv_error(uri: str, exc: Exception) -> DataError:
+    if "invalid UTF8" in str(exc):
+        return _utf8_error(uri)
+    return DataError(f"{uri} is not a well-formed CSV: {str(exc).splitlines()[0]}")
+
+
 def _read_csv(uri: str, sep: str, select: ColumnSelector | None) -> pd.DataFrame:
     """Read the selected columns, as strings, with Arrow's multi-threaded reader (1 M rows in seconds)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    with _open(uri) as handle:
-        header = handle.readline().decode("utf-8-sig", errors="replace")
-    try:
-        columns = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
-    except StopIteration:
-        raise DataError(f"{uri} is empty") from None
+    raw = _csv_header(uri, sep)
+    columns = [c.strip() for c in raw]
     wanted = select(columns) if select else columns
-    by_stripped = {c.strip(): c for c in next(csv.reader([header], delimiter=sep))}
+    by_stripped = {c.strip(): c for c in raw}
     include = [by_stripped[c] for c in wanted]
+    parse, convert = _csv_options(sep, include)
     try:
         with _open(uri) as handle:
-            table = pacsv.read_csv(
-                handle,
-                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=include,
-                    column_types={c: pa.string() for c in include},
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
+            table = pacsv.read_csv(handle, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
-        if "invalid UTF8" in str(exc):
-            raise _utf8_error(uri) from exc
-        raise DataError(f"{uri} is not a well-formed CSV: {str(exc).splitlines()[0]}") from exc
+        raise _csv_error(uri, exc) from exc
     frame = table.to_pandas()
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def read_parquet(handle: Any, columns: list[str] | None = None) -> Any:
+    """A parquet file's table (``columns``: all when None) from a Python file object, read on the calling
+    thread (see ``PARQUET_READ``: Arrow's reader threads on such a handle can abort the interpreter)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(handle, pre_buffer=False).read(columns=columns, use_threads=False)
 
 
 def _table_format(uri: str) -> str:
@@ -206,9 +232,9 @@ def read_table(uri: str, select: ColumnSelector | None = None) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
         with _open(uri) as handle:
-            parquet = pq.ParquetFile(handle)
+            parquet = pq.ParquetFile(handle, pre_buffer=False)  # on this thread: see PARQUET_READ
             names = parquet.schema_arrow.names
-            return parquet.read(columns=select(names) if select else names).to_pandas()
+            return parquet.read(columns=select(names) if select else names, use_threads=False).to_pandas()
     if kind == "jsonl":
         try:
             frame = pd.read_json(io.BytesIO(_read_bytes(uri)), lines=True, dtype=False)
@@ -238,32 +264,17 @@ def _rechunk(batches: Iterator[Any], rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _csv_batches(uri: str, sep: str) -> Iterator[Any]:
+    """Arrow record batches of the whole CSV/TSV, read as ``_read_csv`` reads it (column names stripped)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    with _open(uri) as handle:
-        header = handle.readline().decode("utf-8-sig", errors="replace")
-    try:
-        columns = next(csv.reader([header], delimiter=sep))
-    except StopIteration:
-        raise DataError(f"{uri} is empty") from None
+    parse, convert = _csv_options(sep, _csv_header(uri, sep))
     with _open(uri) as handle:
         try:
-            reader = pacsv.open_csv(
-                handle,
-                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in columns},
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
-            for batch in reader:
+            for batch in pacsv.open_csv(handle, parse_options=parse, convert_options=convert):
                 yield batch.rename_columns([str(c).strip() for c in batch.schema.names])
         except pa.ArrowInvalid as exc:
-            if "invalid UTF8" in str(exc):
-                raise _utf8_error(uri) from exc
-            raise DataError(f"{uri} is not a well-formed CSV: {str(exc).splitlines()[0]}") from exc
+            raise _csv_error(uri, exc) from exc
 
 
 def iter_table_chunks(uri: str, rows: int) -> Iterator[pd.DataFrame]:
@@ -276,7 +287,9 @@ def iter_table_chunks(uri: str, rows: int) -> Iterator[pd.DataFrame]:
         import pyarrow.parquet as pq
 
         with _open(uri) as handle:
-            yield from _rechunk(pq.ParquetFile(handle).iter_batches(batch_size=min(rows, 65_536)), rows)
+            parquet = pq.ParquetFile(handle, pre_buffer=False)  # on this thread: see PARQUET_READ
+            batches = parquet.iter_batches(batch_size=min(rows, PARQUET_ROW_GROUP), use_threads=False)
+            yield from _rechunk(batches, rows)
         return
     if kind == "jsonl":
         try:

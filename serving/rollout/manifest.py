@@ -170,58 +170,46 @@ def _env_digest(model: CommentedMap) -> str | None:
     return _env_value(model, DIGEST_ENV)
 
 
+def _set_env(model: CommentedMap, name: str, value: str | None, after: str | None = None) -> None:
+    """Set the predictor env entry ``name`` in place (quoted), or remove it when ``value`` is None. A new
+    entry goes right after entry ``after`` (else last); the env list is created after storageUri when
+    missing and removed when it ends up empty."""
+    env = _env_list(model)
+    for i, item in enumerate(env or []):
+        if item.get("name") == name:
+            if value is None:
+                del env[i]
+                if not env:
+                    del model["env"]
+            else:
+                item["value"] = _quoted(value)
+            return
+    if value is None:
+        return
+    if env is None:
+        env = CommentedSeq()
+        _insert_after(model, "storageUri", "env", env)
+    entry = CommentedMap()
+    entry["name"] = name
+    entry["value"] = _quoted(value)
+    position = next((i + 1 for i, item in enumerate(env) if item.get("name") == after), len(env))
+    env.insert(position, entry)
+
+
 def _set_int8_loss(doc: CommentedMap, loss: str | None) -> None:
     """The predictor env's int8 loss for the model it serves: set (right after the digest), or removed."""
-    model = _path(doc, "spec", "predictor", "model")
-    env = _env_list(model)
-    if env is None:
-        return  # every served model has a digest env (``_set_digest`` runs first)
-    for i, item in enumerate(env):
-        if item.get("name") == INT8_LOSS_ENV:
-            if loss is None:
-                del env[i]
-            else:
-                item["value"] = _quoted(loss)
-            return
-    if loss is None:
-        return
-    entry = CommentedMap()
-    entry["name"] = INT8_LOSS_ENV
-    entry["value"] = _quoted(loss)
-    after = next((i + 1 for i, item in enumerate(env) if item.get("name") == DIGEST_ENV), len(env))
-    env.insert(after, entry)
+    _set_env(_path(doc, "spec", "predictor", "model"), INT8_LOSS_ENV, loss, after=DIGEST_ENV)
 
 
 def _set_digest(doc: CommentedMap, digest: str) -> None:
     """Pin ``digest`` in the annotation and in the predictor's env (created after storageUri if absent)."""
     _insert_after(_annotations(doc), MODEL_VERSION, MODEL_DIGEST, _quoted(digest))
-    model = _path(doc, "spec", "predictor", "model")
-    env = _env_list(model)
-    if env is None:
-        env = CommentedSeq()
-        _insert_after(model, "storageUri", "env", env)
-    for item in env:
-        if item.get("name") == DIGEST_ENV:
-            item["value"] = _quoted(digest)
-            return
-    entry = CommentedMap()
-    entry["name"] = DIGEST_ENV
-    entry["value"] = _quoted(digest)
-    env.append(entry)
+    _set_env(_path(doc, "spec", "predictor", "model"), DIGEST_ENV, digest)
 
 
 def _drop_digest(doc: CommentedMap) -> None:
     _annotations(doc).pop(MODEL_DIGEST, None)
-    model = _path(doc, "spec", "predictor", "model")
-    env = _env_list(model)
-    if env is None:
-        return
-    for i, item in enumerate(env):
-        if item.get("name") == DIGEST_ENV:
-            del env[i]
-            break
-    if not env:
-        del model["env"]
+    _set_env(_path(doc, "spec", "predictor", "model"), DIGEST_ENV, None)
 
 
 def read_state(text: str) -> ManifestState:

@@ -42,13 +42,18 @@ class _FixedModel:
         return np.array([0.9 if "good" in t else 0.2 for t in texts])
 
 
-@pytest.fixture()
-def reviews_csv(tmp_path: Path, rt_frame: pd.DataFrame) -> Path:
+def write_reviews(tmp_path: Path, rt_frame: pd.DataFrame, rows: int) -> Path:
+    """``<tmp>/in/reviews.csv``: the first ``rows`` RT texts with a ``review_id`` column."""
     path = tmp_path / "in" / "reviews.csv"
     path.parent.mkdir()
-    sample = rt_frame.head(40)
+    sample = rt_frame.head(rows)
     pd.DataFrame({"review_id": range(len(sample)), "text": sample["text"].tolist()}).to_csv(path, index=False)
     return path
+
+
+@pytest.fixture()
+def reviews_csv(tmp_path: Path, rt_frame: pd.DataFrame) -> Path:
+    return write_reviews(tmp_path, rt_frame, 40)
 
 
 def test_default_output_is_beside_the_input() -> None:

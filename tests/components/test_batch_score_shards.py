@@ -14,16 +14,12 @@ from components.batch_score.score import BatchScoreSettings, batch_score
 from components.common.artifacts import ArtifactError, read_manifest, write_manifest
 from components.common.data import DataError, iter_table_chunks, read_table
 from components.common.settings import ComponentError
-from tests.components.test_batch_score import _register
+from tests.components.test_batch_score import _register, write_reviews
 
 
 @pytest.fixture()
 def reviews_csv(tmp_path: Path, rt_frame: pd.DataFrame) -> Path:
-    path = tmp_path / "in" / "reviews.csv"
-    path.parent.mkdir()
-    sample = rt_frame.head(43)
-    pd.DataFrame({"review_id": range(len(sample)), "text": sample["text"].tolist()}).to_csv(path, index=False)
-    return path
+    return write_reviews(tmp_path, rt_frame, 43)  # 43: the last shard is a short one
 
 
 def _settings(dataset: Path, model_dir: Path, **overrides: object) -> BatchScoreSettings:

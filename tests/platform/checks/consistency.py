@@ -307,7 +307,7 @@ def check_batch_score_capacity(dep: Deployment) -> Problems:
     """The batch-score fan-out fits the CPU pool Terraform builds: its DAG parallelism times the shard pod's
     CPU request stays within the pool at its autoscaling ceiling (tfvars cpu_max_nodes), leaving room for
     the rest of the platform; otherwise shard pods sit Pending and starve the predictors' scale-up."""
-    from infra.topology import DAEMONSET_OVERHEAD, MACHINE_TYPES, allocatable
+    from infra.topology import NodePool
     from workflows.cluster import BATCH_SCORE_POOL_SHARE, cpu_millicores
 
     template = dep.find("WorkflowTemplate", "batch-score")
@@ -326,8 +326,8 @@ def check_batch_score_capacity(dep: Deployment) -> Problems:
             request = cpu_millicores(
                 str(templates[task["template"]]["container"]["resources"]["requests"]["cpu"])
             )
-            node_cpu, _ = allocatable(MACHINE_TYPES[dep.tfvars["cpu_machine_type"]])
-            per_node = (node_cpu - DAEMONSET_OVERHEAD[0]) // request
+            # A node of the machine type Terraform builds (tfvars), not the topology's own assumption.
+            per_node = NodePool("cpu", dep.tfvars["cpu_machine_type"]).room()[0] // request
             ceiling = per_node * int(dep.tfvars["cpu_max_nodes"])
             if parallel > ceiling * BATCH_SCORE_POOL_SHARE:
                 problems.append(
