@@ -20,7 +20,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from components.common.artifacts import ArtifactError
-from components.common.models import TFIDF_FLAVOR, TextClassifier, TransformerModel
+from components.common.models import (
+    ENSEMBLE_FLAVOR,
+    TFIDF_FLAVOR,
+    EnsembleModel,
+    TextClassifier,
+    TransformerModel,
+)
 from components.evaluate.int8 import INT8_LOSS_TAG
 from serving.config import ServingSettings
 from serving.onnx_export import shipped
@@ -318,9 +324,37 @@ def recorded_int8_loss(settings: ServingSettings, tags: dict[str, str]) -> float
         return None
 
 
+class EnsembleEngine:
+    """An ensemble: each member's engine on the same texts, their probabilities averaged with the weights."""
+
+    flavor = ENSEMBLE_FLAVOR
+
+    def __init__(self, engines: Sequence[Engine], weights: Sequence[float], names: tuple[str, ...]) -> None:
+        self.engines = list(engines)
+        self.weights = list(weights)
+        self.names = names
+        # Run in a thread when any member does: the transformer's time dwarfs the baseline's.
+        self.releases_gil = any(e.releases_gil for e in self.engines)
+        self.precision = "+".join(e.precision for e in self.engines)
+
+    def prepare(self, texts: Sequence[str]) -> list[Any]:
+        """Per text, a tuple of each member engine's features."""
+        return list(zip(*(e.prepare(texts) for e in self.engines), strict=True))
+
+    def infer(self, features: Sequence[Any]) -> np.ndarray:
+        probs = np.zeros((len(features), len(self.names)))
+        for i, (engine, weight) in enumerate(zip(self.engines, self.weights, strict=True)):
+            probs += weight * engine.infer([f[i] for f in features])
+        return probs
+
+
 def build_engine(model: TextClassifier, settings: ServingSettings, int8_loss: float | None = None) -> Engine:
     """The engine for a loaded model's flavour and the configured runtime; ``int8_loss`` is the int8 graph's
-    recorded validation accuracy loss in points (None: unknown, so fp32 unless int8 is asked for)."""
+    recorded validation accuracy loss in points (None: unknown, so fp32 unless int8 is asked for). An
+    ensemble's loss was measured on the whole ensemble; it decides its transformer member's graph."""
+    if isinstance(model, EnsembleModel):
+        engines = [build_engine(m.model, settings, int8_loss) for m in model.members]
+        return EnsembleEngine(engines, [m.weight for m in model.members], model.labels.names)
     if not isinstance(model, TransformerModel):
         return TfidfEngine(model)
     threads = inference_threads(settings.inference_threads)
@@ -335,6 +369,36 @@ def build_engine(model: TextClassifier, settings: ServingSettings, int8_loss: fl
         why = f"--quantize {settings.quantize}"
     log.info("%s runtime: %d threads, precision %s (%s)", runtime, threads, engine.precision, why)
     return engine
+
+
+class EngineClassifier:
+    """A loaded model scored through its serving engine: the ``TextClassifier`` interface at the precision
+    and runtime the predictor would serve (batch-score, blend and evaluate score models this way)."""
+
+    def __init__(self, model: TextClassifier, engine: Engine) -> None:
+        self.model = model
+        self.engine = engine
+        self.flavor = model.flavor
+        self.manifest = model.manifest
+        self.labels = model.labels
+
+    @classmethod
+    def build(
+        cls, model: TextClassifier, settings: ServingSettings, int8_loss: float | None = None
+    ) -> EngineClassifier:
+        """The model behind ``build_engine(model, settings, int8_loss)``."""
+        return cls(model, build_engine(model, settings, int8_loss))
+
+    @classmethod
+    def full_precision(cls, model: TextClassifier) -> EngineClassifier:
+        """The model as the CPU predictor serves it at full precision: its fp32 graph (checked against torch's
+        recorded answers at load), torch fp32 for a model without graphs; what evaluate and blend score (never
+        CUDA's fp16, whatever the machine)."""
+        return cls.build(model, ServingSettings(quantize="none", device="cpu"))
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities (n, k), columns in class-id order."""
+        return np.asarray(self.engine.infer(self.engine.prepare(list(texts))), dtype=np.float64)
 
 
 def warm_up(engine: Engine, max_batch: int, rounds: int) -> None:

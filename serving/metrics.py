@@ -39,7 +39,8 @@ POSITIVE_PROB = Histogram(
 INPUT_LENGTH = Histogram("sentiment_input_length_chars", "Input text length", buckets=LENGTH_BUCKETS)
 MODEL_INFO = Gauge(
     "sentiment_model_info",
-    "The served model (value 1) and the precision it runs at (fp32, int8-dynamic, fp16, fp64)",
+    "The served model (value 1) and the precision it runs at (fp32, int8-dynamic, fp16, fp64; an ensemble"
+    " joins its members' with +)",
     ["model_name", "model_version", "flavor", "digest", "precision"],
 )
 PAYLOAD_LOG_ERRORS = Counter(

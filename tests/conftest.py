@@ -158,6 +158,23 @@ def tiny_transformer_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_ch
     return out
 
 
+@pytest.fixture(scope="session")
+def ensemble_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, tiny_transformer_model_dir: Path, baseline_model_dir: Path
+) -> Path:
+    """The tiny transformer (weight 0.6) averaged with the smoke baseline (0.4), as ``blend`` writes it."""
+    from components.common.models import write_ensemble
+
+    out = tmp_path_factory.mktemp("ensemble") / "model"
+    out.mkdir()
+    write_ensemble(
+        out,
+        [(tiny_transformer_model_dir, 0.6), (baseline_model_dir, 0.4)],
+        {"labels": ["negative", "positive"]},
+    )
+    return out
+
+
 def four_class_validate_settings(output_dir: Path) -> Any:
     """``validate`` settings of the four-class task (data/uci_source_sentiment, sized as its PROVENANCE says)."""
     from components.validate.gate import ValidateSettings

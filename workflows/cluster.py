@@ -58,6 +58,9 @@ STEP_RESOURCES: dict[str, StepResources] = {
     # CPU steps fit one node of the smallest CPU pool (staging e2-standard-4: ~3.5 CPU, ~12 GiB left to
     # pods after GKE's reservations and DaemonSets; tests/platform checks every request against
     # infra.topology's node pools).
+    # blend fetches both models and stages the ensemble (a copy of both) before its upload: ~1.5 GB of /tmp
+    # for DistilBERT with its graphs, within the default.
+    "blend": StepResources("3", "4", "8Gi", "12Gi", deadline_seconds=3600),
     "evaluate": StepResources("3", "4", "8Gi", "12Gi", deadline_seconds=3600),
     "register": StepResources("500m", "1", "1Gi", "2Gi", deadline_seconds=900),
     # batch-score fans out: one plan pod cuts the input into shards (and pins the model), one pod per shard

@@ -85,6 +85,11 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("learning_rate", "5e-5", "fine-tuning learning rate"),
     Parameter("precision", "auto", "auto (fp16 on CUDA, else fp32), fp16 or fp32"),
     Parameter("max_train_samples", "0", "cap on training rows for fine-tuning (0 = all)"),
+    Parameter(
+        "blend_baseline_weights",
+        "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+        "blend: baseline weights tried on the validation split ('0' = the fine-tuned model alone)",
+    ),
     Parameter("promotion_margin", "0.005", "how much the challenger must beat baseline and champion by"),
     Parameter(
         "drift_reference_root",
@@ -141,15 +146,29 @@ STEPS: tuple[Step, ...] = (
         outputs=("{artifacts_root}/finetuned",),
     ),
     Step(
+        name="blend",
+        module="components.blend",
+        args=(
+            ("--validated-dir", "{artifacts_root}/validated"),
+            ("--baseline-dir", "{artifacts_root}/baseline"),
+            ("--finetuned-dir", "{artifacts_root}/finetuned"),
+            ("--output-dir", "{artifacts_root}/blended"),
+            ("--baseline-weights", "{blend_baseline_weights}"),
+            ("--selection-metric", "{gate_metric}"),
+        ),
+        depends=("train-baseline", "finetune"),
+        outputs=("{artifacts_root}/blended",),
+    ),
+    Step(
         name="evaluate",
         module="components.evaluate",
         args=(
             ("--validated-dir", "{artifacts_root}/validated"),
             ("--baseline-dir", "{artifacts_root}/baseline"),
-            ("--challenger-dir", "{artifacts_root}/finetuned"),
+            ("--challenger-dir", "{artifacts_root}/blended"),
             ("--output-dir", "{artifacts_root}/evaluation"),
         ),
-        depends=("train-baseline", "finetune"),
+        depends=("train-baseline", "blend"),
         outputs=("{artifacts_root}/evaluation",),
     ),
     Step(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -33,7 +32,7 @@ from components.batch_score import shards as sharding
 from components.common.artifacts import is_remote, local_path
 from components.common.data import COMPRESSION_SUFFIXES, normalise_text
 from components.common.labels import LabelMap, as_matrix, predicted_ids
-from components.common.model_source import LoadedModel, resolve_model
+from components.common.model_source import LoadedModel, pin_model, resolve_model
 from components.common.models import TextClassifier
 from components.common.settings import ComponentError, TrackingSettings
 from components.common.tracking import git_commit
@@ -139,18 +138,6 @@ def default_output_uri(dataset_uri: str) -> str:
     return str(path.with_name(_stem(path.name) + PREDICTIONS_SUFFIX))
 
 
-def load_scoring_model(settings: BatchScoreSettings) -> LoadedModel:
-    """Resolve ``settings.model_uri`` to a verified, loaded model."""
-    return resolve_model(
-        settings.model_uri,
-        expected_digest=settings.expected_digest,
-        device=settings.device,
-        allow_unpinned=settings.allow_unpinned_model,
-        tracking=settings,
-        digest_flag="--expected-digest",
-    )
-
-
 def predict_frame(
     model: TextClassifier, frame: pd.DataFrame, text_column: str, batch_size: int, name: str, version: str
 ) -> pd.DataFrame:
@@ -221,26 +208,18 @@ def _output_metadata(settings: BatchScoreSettings, plan: sharding.ShardPlan) -> 
     }
 
 
-class EngineClassifier:
-    """A loaded model scored through the predictor's engine (``serving.engine.build_engine``): the same
-    runtime, graph choice and load-time probe check as serving, so batch and online answers agree."""
+def engine_classifier(loaded: LoadedModel, settings: BatchScoreSettings) -> TextClassifier:
+    """The model scored through the predictor's engine (``serving.engine.build_engine``): the same runtime,
+    graph choice and load-time probe check as serving, so batch and online answers agree."""
+    from serving.config import ServingSettings
+    from serving.engine import EngineClassifier, recorded_int8_loss
 
-    def __init__(self, loaded: LoadedModel, settings: BatchScoreSettings) -> None:
-        from serving.config import ServingSettings
-        from serving.engine import build_engine, recorded_int8_loss
-
-        serving = ServingSettings(
-            runtime=settings.runtime,
-            quantize=settings.quantize,
-            device=settings.device if settings.device in ("cpu", "cuda") else "auto",
-        )
-        self.engine = build_engine(loaded.model, serving, recorded_int8_loss(serving, loaded.tags))
-        self.labels = loaded.model.labels
-        self.flavor = loaded.model.flavor
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities (n, k), columns in class-id order."""
-        return self.engine.infer(self.engine.prepare(list(texts)))
+    serving = ServingSettings(
+        runtime=settings.runtime,
+        quantize=settings.quantize,
+        device=settings.device if settings.device in ("cpu", "cuda") else "auto",
+    )
+    return EngineClassifier.build(loaded.model, serving, recorded_int8_loss(serving, loaded.tags))
 
 
 def _score_shard(
@@ -275,7 +254,7 @@ def _require_plan(work_uri: str) -> sharding.ShardPlan:
     return plan
 
 
-def batch_score(settings: BatchScoreSettings, loaded: LoadedModel | None = None) -> BatchScoreResult:
+def batch_score(settings: BatchScoreSettings) -> BatchScoreResult:
     """Run the requested stage (default: all of them) and return what was scored and where it went."""
     if not settings.dataset_uri.strip():
         raise ComponentError("--dataset-uri is required (a CSV/parquet/JSON-lines file, local or gs://)")
@@ -290,8 +269,15 @@ def batch_score(settings: BatchScoreSettings, loaded: LoadedModel | None = None)
     if settings.stage in ("all", "plan"):
         # Before any model load, so that a missing dataset is what gets reported.
         fingerprint = sharding.dataset_fingerprint(settings.dataset_uri)
-        loaded = loaded or load_scoring_model(settings)
-        pinned = sharding.PinnedModel.of(settings.model_uri, loaded)
+        pinned = sharding.PinnedModel.of(
+            pin_model(
+                settings.model_uri,
+                expected_digest=settings.expected_digest,
+                allow_unpinned=settings.allow_unpinned_model,
+                tracking=settings,
+                digest_flag="--expected-digest",
+            )
+        )
         plan = sharding.make_plan(
             settings.dataset_uri, fingerprint, work_uri, settings.shard_rows, settings.text_column, pinned
         )
@@ -313,9 +299,7 @@ def batch_score(settings: BatchScoreSettings, loaded: LoadedModel | None = None)
         )
         todo = [s for s in todo if not sharding.shard_is_done(plan, work_uri, s)]
         if todo:
-            if loaded is None or loaded.digest != plan.model_digest:
-                loaded = _pinned_loader(settings, plan)
-            scorer = EngineClassifier(loaded, settings)
+            scorer = engine_classifier(_pinned_loader(settings, plan), settings)
             for shard in todo:
                 _score_shard(settings, plan, work_uri, shard, scorer)
             scored_now = len(todo)

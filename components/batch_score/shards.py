@@ -28,7 +28,8 @@ import pandas as pd
 
 from components.common.artifacts import atomic_write_chunks, atomic_write_json, is_remote, local_path
 from components.common.data import DataError, iter_table_chunks, read_parquet
-from components.common.model_source import LoadedModel, is_registry_ref
+from components.common.model_source import PinnedManifest
+from components.common.models import manifest_labels
 from components.common.settings import ComponentError
 
 PLAN_NAME = "plan.json"
@@ -156,11 +157,17 @@ class PinnedModel:
     class_names: tuple[str, ...]
 
     @classmethod
-    def of(cls, requested_uri: str, loaded: LoadedModel) -> PinnedModel:
-        uri = f"models:/{loaded.name}/{loaded.version}" if is_registry_ref(requested_uri) else requested_uri
-        model = loaded.model
+    def of(cls, pinned: PinnedManifest) -> PinnedModel:
+        """The plan's record of a model pinned by its manifest (nothing downloaded or loaded but that)."""
+        manifest = pinned.manifest
         return cls(
-            uri, loaded.digest, loaded.name, loaded.version, loaded.source, model.flavor, model.labels.names
+            pinned.uri,
+            pinned.digest,
+            pinned.name,
+            pinned.version,
+            pinned.source,
+            manifest.flavor,
+            manifest_labels(manifest).names,
         )
 
 

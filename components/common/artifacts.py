@@ -235,7 +235,8 @@ def upload_dir(src: Path, dest_uri: str, last: str = MANIFEST_NAME) -> None:
 
     fs, root = fsspec.core.url_to_fs(dest_uri)
     files = sorted(p for p in src.rglob("*") if p.is_file())
-    files.sort(key=lambda p: p.name == last)
+    # By relative path: an ensemble's members have manifest.json files of their own, uploaded before its own.
+    files.sort(key=lambda p: p.relative_to(src).as_posix() == last)
     for path in files:
         fs.put_file(str(path), f"{root.rstrip('/')}/{path.relative_to(src).as_posix()}")
 

@@ -23,14 +23,18 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from components.common import registry
 from components.common.artifacts import (
     MANIFEST_NAME,
     ArtifactError,
+    Manifest,
     check_digest_format,
     fetch_dir,
+    is_remote,
+    local_path,
+    read_manifest,
     verify_manifest,
 )
 from components.common.registry import ModelNotFoundError
@@ -40,7 +44,15 @@ from components.common.settings import TrackingSettings
 if TYPE_CHECKING:
     from components.common.models import TextClassifier
 
-__all__ = ["LoadedModel", "ModelNotFoundError", "VerifiedModelFiles", "resolve_model", "verify_model_files"]
+__all__ = [
+    "LoadedModel",
+    "ModelNotFoundError",
+    "PinnedManifest",
+    "VerifiedModelFiles",
+    "pin_model",
+    "resolve_model",
+    "verify_model_files",
+]
 log = logging.getLogger(__name__)
 REGISTRY_SCHEME = "models:/"
 _ALIAS_REF = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
@@ -84,7 +96,10 @@ def is_registry_ref(uri: str) -> bool:
     return uri.startswith(REGISTRY_SCHEME)
 
 
-def _registry_files(uri: str, expected_digest: str | None, tracking: TrackingSettings) -> VerifiedModelFiles:
+def _registry_version(
+    uri: str, expected_digest: str | None, tracking: TrackingSettings
+) -> tuple[str, Any, str]:
+    """(name, version, its pinned digest) of a registry reference; refuses an untagged or mismatched version."""
     client = registry.read_client(tracking)
     if match := _ALIAS_REF.match(uri):
         name = match["name"]
@@ -111,6 +126,11 @@ def _registry_files(uri: str, expected_digest: str | None, tracking: TrackingSet
             f"{uri} is version {version.version} with digest {digest[:12]}…, "
             f"not the expected {expected_digest[:12]}…"
         )
+    return name, version, digest
+
+
+def _registry_files(uri: str, expected_digest: str | None, tracking: TrackingSettings) -> VerifiedModelFiles:
+    name, version, digest = _registry_version(uri, expected_digest, tracking)
     path = registry.download_version(version, tracking.tracking_uri)
     verify_manifest(path, digest)
     return VerifiedModelFiles(
@@ -118,14 +138,19 @@ def _registry_files(uri: str, expected_digest: str | None, tracking: TrackingSet
     )
 
 
-def _directory_files(
-    uri: str, expected_digest: str | None, allow_unpinned: bool, digest_flag: str
-) -> VerifiedModelFiles:
+def _require_pin(uri: str, expected_digest: str | None, allow_unpinned: bool, digest_flag: str) -> None:
+    """A directory or URI loads only pinned to an expected digest, unless the caller allows unpinned use."""
     if expected_digest is None and not allow_unpinned:
         raise ArtifactError(
             f"the model at {uri} needs {digest_flag} (the registry's model_digest it must hash to), "
             "or load it as models:/<name>@<alias>"
         )
+
+
+def _directory_files(
+    uri: str, expected_digest: str | None, allow_unpinned: bool, digest_flag: str
+) -> VerifiedModelFiles:
+    _require_pin(uri, expected_digest, allow_unpinned, digest_flag)
     path = fetch_dir(uri)
     # A training step's output folder (train_result.json + model/) is accepted too.
     if not (path / MANIFEST_NAME).is_file() and (path / MODEL_SUBDIR / MANIFEST_NAME).is_file():
@@ -135,6 +160,79 @@ def _directory_files(
     digest = verify_manifest(path, expected_digest).digest
     name = PurePosixPath(uri.rstrip("/")).name or "model"
     return VerifiedModelFiles(path, digest, name, digest[:12], uri)
+
+
+@dataclass(frozen=True)
+class PinnedManifest:
+    """A model's identity and its manifest, checked against the pinned digest, without its other files."""
+
+    uri: str  # ``models:/<name>/<version>`` for a registry reference (never an alias), else as given
+    manifest: Manifest
+    name: str
+    version: str
+    source: str
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+
+def _checked_manifest(path: Path, digest: str | None, uri: str) -> Manifest:
+    manifest = read_manifest(path)
+    if digest is not None and manifest.digest != digest:
+        raise ArtifactError(
+            f"model digest {manifest.digest[:12]}… of {uri} does not match the registered {digest[:12]}…"
+        )
+    return manifest
+
+
+def pin_model(
+    uri: str,
+    expected_digest: str | None = None,
+    allow_unpinned: bool = False,
+    tracking: TrackingSettings | None = None,
+    digest_flag: str = "an expected digest",
+) -> PinnedManifest:
+    """Which exact model ``uri`` names, with its flavour and classes, reading only its manifest (the digest
+    covers the manifest, so the pinned digest checks it alone): what a planner needs before any worker
+    downloads, verifies and loads the files. The same pinning rule as :func:`resolve_model`."""
+    if expected_digest is not None:
+        check_digest_format(expected_digest, "expected model digest")
+    if is_registry_ref(uri):
+        tracking = tracking or TrackingSettings()
+        name, version, digest = _registry_version(uri, expected_digest, tracking)
+        path = registry.download_version(version, tracking.tracking_uri, file=MANIFEST_NAME).parent
+        manifest = _checked_manifest(path, digest, uri)
+        return PinnedManifest(
+            f"models:/{name}/{version.version}", manifest, name, str(version.version), str(version.source)
+        )
+    _require_pin(uri, expected_digest, allow_unpinned, digest_flag)
+    manifest = _checked_manifest(_fetch_manifest(uri), expected_digest, uri)
+    return PinnedManifest(
+        uri, manifest, PurePosixPath(uri.rstrip("/")).name or "model", manifest.digest[:12], uri
+    )
+
+
+def _fetch_manifest(uri: str) -> Path:
+    """A local folder holding the manifest of the model directory at ``uri`` (or of a step's ``model/``)."""
+    import tempfile
+
+    import fsspec
+
+    base = uri.rstrip("/")
+    for candidate in (f"{base}/{MANIFEST_NAME}", f"{base}/{MODEL_SUBDIR}/{MANIFEST_NAME}"):
+        if not is_remote(candidate):
+            if local_path(candidate).is_file():
+                return local_path(candidate).parent
+            continue
+        target = Path(tempfile.mkdtemp(prefix="sentimentops-manifest-"))
+        try:
+            fs, path = fsspec.core.url_to_fs(candidate)
+            fs.get_file(path, str(target / MANIFEST_NAME))
+            return target
+        except FileNotFoundError:
+            continue
+    raise ArtifactError(f"{uri} is not a complete model directory (no {MANIFEST_NAME})")
 
 
 def verify_model_files(

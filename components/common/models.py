@@ -1,24 +1,37 @@
-"""The two model flavours the pipeline produces, behind one small interface used by evaluate and serving.
+"""The model flavours the pipeline produces, behind one small interface used by evaluate and serving.
 
 - ``tfidf``: a scikit-learn Pipeline (TF-IDF + LogisticRegression) saved with skops (no bare pickle).
 - ``transformer``: a Hugging Face ``AutoModelForSequenceClassification`` directory (safetensors).
-Both are loaded only after their manifest's sha256 checks pass.
+- ``ensemble``: complete model directories of the two flavours above under ``members/``, and the weights
+  ``blend`` chose on the validation split; its class probabilities are the weighted average of theirs.
+Each is loaded only after its manifest's sha256 checks pass (an ensemble's manifest covers its members').
 """
 
 from __future__ import annotations
 
+import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import numpy as np
 
-from components.common.artifacts import ArtifactError, Manifest, verify_manifest, write_manifest
+from components.common.artifacts import (
+    MANIFEST_NAME,
+    ArtifactError,
+    Manifest,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
+)
 from components.common.labels import BINARY_NAMES, LabelMap, LabelMapError
 
 TFIDF_FLAVOR = "tfidf"
 TRANSFORMER_FLAVOR = "transformer"
+ENSEMBLE_FLAVOR = "ensemble"
+ENSEMBLE_MEMBERS_DIR = "members"
 SKOPS_FILE = "model.skops"
 LABELS = BINARY_NAMES  # the default (binary) task's class names; a model's own are ``model.labels``
 
@@ -258,14 +271,122 @@ class TransformerModel:
         return np.concatenate(parts)
 
 
-def load_model(
-    model_dir: Path, expected_digest: str | None = None, device: str | None = None
-) -> TextClassifier:
-    """Verify a model directory's manifest, then load it with the loader for its flavour."""
-    manifest = verify_manifest(model_dir, expected_digest)
+@dataclass(frozen=True)
+class EnsembleMember:
+    """One model of an ensemble and the weight of its probabilities in the average."""
+
+    model: TextClassifier
+    weight: float
+
+
+@dataclass
+class EnsembleModel:
+    """The weighted average of its members' class probabilities (weights chosen on validation by ``blend``)."""
+
+    members: tuple[EnsembleMember, ...]
+    manifest: Manifest
+    flavor: str = ENSEMBLE_FLAVOR
+
+    @property
+    def labels(self) -> LabelMap:
+        """The model's classes (every member declares the same ones)."""
+        return manifest_labels(self.manifest)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities, shape (n, k): the members' weighted average."""
+        return sum(
+            (m.weight * m.model.predict_proba(texts) for m in self.members),
+            start=np.zeros((len(texts), self.labels.num_classes)),
+        )
+
+
+def transformer_of(model: TextClassifier) -> TransformerModel | None:
+    """The transformer a model runs: itself, an ensemble's transformer member, or None."""
+    if isinstance(model, TransformerModel):
+        return model
+    if isinstance(model, EnsembleModel):
+        return next((m.model for m in model.members if isinstance(m.model, TransformerModel)), None)
+    return None
+
+
+def write_ensemble(
+    model_dir: Path, members: Sequence[tuple[Path, float]], metadata: dict[str, Any]
+) -> Manifest:
+    """Copy finished member model directories under ``model_dir/members/<flavour>`` and write the ensemble's
+    manifest (which lists the members' files, so its digest covers them) with their weights."""
+    entries = []
+    for source, weight in members:
+        member = read_manifest(source)
+        path = PurePosixPath(ENSEMBLE_MEMBERS_DIR, member.flavor).as_posix()
+        shutil.copytree(source, model_dir / path)
+        entries.append({"path": path, "weight": float(weight), "digest": member.digest})
+    return write_manifest(model_dir, ENSEMBLE_FLAVOR, metadata | {"members": entries})
+
+
+def _member_entries(model_dir: Path, manifest: Manifest) -> list[tuple[Path, float, str]]:
+    """(directory, weight, digest) of each member, refusing anything but a weighted average of listed members."""
+    entries = manifest.metadata.get("members")
+    if not isinstance(entries, list) or not entries:
+        raise ArtifactError(f"{model_dir}: an ensemble's manifest metadata must list its members")
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ArtifactError(f"{model_dir}: malformed ensemble member {entry!r}")
+        path = PurePosixPath(entry["path"])
+        if path.is_absolute() or ".." in path.parts or path.parts[:1] != (ENSEMBLE_MEMBERS_DIR,):
+            raise ArtifactError(f"{model_dir}: ensemble member path {entry['path']!r} is not under members/")
+        if f"{path.as_posix()}/{MANIFEST_NAME}" not in manifest.files:
+            raise ArtifactError(
+                f"{model_dir}: ensemble member {entry['path']!r} is not a listed model directory"
+            )
+        weight = entry.get("weight")
+        if not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+            raise ArtifactError(f"{model_dir}: ensemble member weight must be positive, got {weight!r}")
+        if not isinstance(entry.get("digest"), str):
+            raise ArtifactError(f"{model_dir}: ensemble member {entry['path']!r} has no recorded digest")
+        out.append((model_dir / path, float(weight), entry["digest"]))
+    if not math.isclose(sum(w for _, w, _ in out), 1.0, abs_tol=1e-6):
+        raise ArtifactError(f"{model_dir}: ensemble member weights sum to {sum(w for _, w, _ in out)}, not 1")
+    return out
+
+
+def _load_ensemble(model_dir: Path, manifest: Manifest, device: str | None) -> EnsembleModel:
+    # The ensemble's verified manifest already hashed every member file, its manifest included: a member's
+    # own manifest only has to be the one the ensemble recorded (its digest), not hashed again.
+    members = []
+    labels = manifest_labels(manifest)
+    for path, weight, digest in _member_entries(model_dir, manifest):
+        member = read_manifest(path)
+        if member.digest != digest:
+            raise ArtifactError(
+                f"{path}: member digest {member.digest[:12]}… is not the recorded {digest[:12]}…"
+            )
+        if member.flavor == ENSEMBLE_FLAVOR:
+            raise ArtifactError(f"{path}: an ensemble member cannot be an ensemble")
+        model = _load_flavor(path, member, device)
+        if model.labels != labels:
+            raise ArtifactError(
+                f"{path}: the member's classes {list(model.labels.names)} differ from the ensemble's"
+                f" {list(labels.names)}"
+            )
+        members.append(EnsembleMember(model, weight))
+    return EnsembleModel(tuple(members), manifest)
+
+
+def _load_flavor(model_dir: Path, manifest: Manifest, device: str | None) -> TextClassifier:
+    """The loader for a verified manifest's flavour."""
     manifest_labels(manifest)  # malformed class names stop the load, not the first prediction
     if manifest.flavor == TFIDF_FLAVOR:
         return _load_tfidf(model_dir, manifest)
     if manifest.flavor == TRANSFORMER_FLAVOR:
         return TransformerModel(model_dir, manifest, device=device)
+    if manifest.flavor == ENSEMBLE_FLAVOR:
+        return _load_ensemble(model_dir, manifest, device)
     raise ArtifactError(f"unknown model flavour {manifest.flavor!r} in {model_dir}")
+
+
+def load_model(
+    model_dir: Path, expected_digest: str | None = None, device: str | None = None
+) -> TextClassifier:
+    """Verify a model directory's manifest, then load it with the loader for its flavour."""
+    return _load_flavor(model_dir, verify_manifest(model_dir, expected_digest), device)

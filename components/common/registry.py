@@ -90,15 +90,17 @@ def versions_with_digest(mlflow_client: Any, name: str, digest: str) -> list[Any
     return sorted(found, key=lambda v: int(v.version))
 
 
-def download_version(version: Any, tracking_uri: str, dst: Path | None = None) -> Path:
-    """Download a version's model directory; ``model_source`` verifies it against the version's digest."""
+def download_version(version: Any, tracking_uri: str, dst: Path | None = None, file: str = "") -> Path:
+    """Download a version's model directory (or just one ``file`` of it, e.g. its manifest);
+    ``model_source`` verifies it against the version's digest."""
     import mlflow
 
     target = dst or Path(tempfile.mkdtemp(prefix=f"sentimentops-v{version.version}-"))
+    source = f"{str(version.source).rstrip('/')}/{file}" if file else version.source
     try:
         return Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=version.source, dst_path=str(target), tracking_uri=tracking_uri
+                artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri
             )
         )
     except Exception as exc:  # MlflowException, OSError from the artifact store

@@ -27,6 +27,7 @@ from components.common.registry import CHAMPION
 from components.common.results import TrainResult
 from components.common.settings import TrackingSettings
 from components.evaluate.int8 import int8_accuracy_change
+from serving.engine import EngineClassifier
 
 EVALUATION_FILE = "evaluation.json"
 PREDICTIONS_FILE = "predictions.parquet"
@@ -124,7 +125,7 @@ class _Scoring:
     """One model's running state while the split streams past."""
 
     role: str
-    model: TextClassifier
+    model: EngineClassifier
     proba: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -205,7 +206,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
         # digest evaluated here is the one register records and every later reader is pinned to.
         loaded = resolve_model(trained[role].model_dir, allow_unpinned=True)
         _check_labels(role, loaded.model, label_map)
-        models.append(_Scoring(role, loaded.model))
+        models.append(_Scoring(role, EngineClassifier.full_precision(loaded.model)))
     champion_version = None
     if settings.compare_champion:
         try:
@@ -221,7 +222,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
             champion = None
         if champion is not None:
             champion_version = champion.version
-            models.append(_Scoring("champion", champion.model))
+            models.append(_Scoring("champion", EngineClassifier.full_precision(champion.model)))
 
     dataset = f"{settings.validated_dir.rstrip('/')}/dataset.parquet"
     labels: list[np.ndarray] = []
@@ -253,9 +254,13 @@ def evaluate(settings: EvaluateSettings) -> EvaluationResult:
         elif champion_version is not None:
             evaluation.registry_version = champion_version
         result.models[scoring.role] = evaluation
-    challenger = next(s.model for s in models if s.role == "challenger")
+    challenger = next(s for s in models if s.role == "challenger")
+    # The challenger was just scored on this split with its fp32 graph: the int8 comparison reuses that.
     result.models["challenger"].int8 = int8_accuracy_change(
-        challenger, settings.validated_dir, settings.int8_max_rows
+        challenger.model.model,
+        settings.validated_dir,
+        settings.int8_max_rows,
+        fp32_proba={settings.split: np.concatenate(challenger.proba)},
     )
     predictions = pd.DataFrame(
         {

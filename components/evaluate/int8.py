@@ -14,7 +14,7 @@ import numpy as np
 
 from components.common import data as datalib
 from components.common.labels import as_matrix, predicted_ids
-from components.common.models import TextClassifier, TransformerModel
+from components.common.models import TextClassifier, transformer_of
 
 INT8_LOSS_TAG = "int8_accuracy_loss_validation"  # the tag the predictor's quantize=auto reads
 INT8_SPLITS = ("validation", "test")
@@ -26,19 +26,28 @@ def loss_tag(split: str) -> str:
 
 
 def int8_accuracy_change(
-    model: TextClassifier, validated_dir: str, max_rows: int, batch_size: int = 1024
+    model: TextClassifier,
+    validated_dir: str,
+    max_rows: int,
+    batch_size: int = 1024,
+    fp32_proba: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, Any]] | None:
     """Per split: rows, fp32 and int8 accuracy, their label agreement and the loss in points (fp32 minus int8,
-    positive = int8 worse); at most ``max_rows`` rows per split (0 = all). None for a model without graphs."""
+    positive = int8 worse); at most ``max_rows`` rows per split (0 = all). None for a model without graphs.
+    ``fp32_proba``: per split, the fp32 graph's probabilities already computed on its rows in order (evaluate's
+    own scoring of the test split), used instead of scoring them again."""
     from serving.config import ServingSettings
-    from serving.engine import OnnxEngine, inference_threads
+    from serving.engine import build_engine
     from serving.onnx_export import shipped
 
-    if not isinstance(model, TransformerModel) or shipped(model.manifest) is None:
+    transformer = transformer_of(model)
+    if transformer is None or shipped(transformer.manifest) is None:
         return None
-    settings = ServingSettings(quantize="none")
-    threads = inference_threads(0)
-    engines = {v: OnnxEngine(model, v, settings, threads) for v in ("fp32", "int8")}
+    # The whole model as served (an ensemble with its other members too), once with each graph.
+    engines = {
+        variant: build_engine(model, ServingSettings(runtime="onnx", quantize=quantize))
+        for variant, quantize in (("fp32", "none"), ("int8", "dynamic_int8"))
+    }
     dataset = f"{validated_dir.rstrip('/')}/dataset.parquet"
     out: dict[str, dict[str, Any]] = {}
     for split in INT8_SPLITS:
@@ -51,10 +60,14 @@ def int8_accuracy_change(
             labels.append(batch["label"].to_numpy(dtype=np.int8))
             texts = batch["text"].tolist()
             for variant, engine in engines.items():
-                features = engine.prepare(texts)
-                probs = np.concatenate(
-                    [engine.infer(features[i : i + 64]) for i in range(0, len(features), 64)]
-                )
+                known = (fp32_proba or {}).get(split) if variant == "fp32" else None
+                if known is not None and len(known) >= seen + len(batch):
+                    probs = known[seen : seen + len(batch)]
+                else:
+                    features = engine.prepare(texts)
+                    probs = np.concatenate(
+                        [engine.infer(features[i : i + 64]) for i in range(0, len(features), 64)]
+                    )
                 # (n, k) from the engine (a 1-D P(positive) from binary-only engines): same rule as evaluate
                 preds[variant].append(predicted_ids(as_matrix(probs)).astype(np.int8))
             seen += len(batch)

@@ -417,9 +417,15 @@ def run_training(trainer: Trainer, checkpoint_dir: Path) -> TrainingRun:
 
 
 def validation_metrics(trainer: Trainer) -> dict[str, float]:
-    """The headline validation metrics of the model the Trainer kept (the best checkpoint)."""
+    """The headline validation metrics of the model the Trainer kept (the best checkpoint): its in-training
+    evaluation, on the same rows with the same weights, rather than a second pass (seconds on CPU)."""
+    best = trainer.state.best_model_checkpoint
+    step = int(best.rsplit("-", 1)[-1]) if best and best.rsplit("-", 1)[-1].isdigit() else None
+    logged = [e for e in trainer.state.log_history if e.get("step") == step and "eval_loss" in e]
     scores = {
-        k.removeprefix("eval_"): float(v) for k, v in trainer.evaluate().items() if k.startswith("eval_")
+        k.removeprefix("eval_"): float(v)
+        for k, v in (logged[-1] if logged else trainer.evaluate()).items()
+        if k.startswith("eval_")
     }
     return {k: v for k, v in scores.items() if k in HEADLINE_METRICS}
 

@@ -21,11 +21,18 @@ def build_parser() -> argparse.ArgumentParser:
             default=defaults[parameter.name],
             help=help_escape(f"{parameter.description} (default: {defaults[parameter.name]})"),
         )
+    parser.add_argument(
+        "--max-parallel-steps",
+        type=int,
+        default=2,
+        help="steps run side by side once their inputs are ready (1 = one at a time) (default: 2)",
+    )
     return parser
 
 
 def _main() -> None:
     values = vars(build_parser().parse_args())
+    max_parallel_steps = values.pop("max_parallel_steps")  # how to run, not a parameter of the run
     tracking = TrackingSettings()
     if is_smoke(values):
         smoke = task_tracking(values, tracking)
@@ -34,7 +41,7 @@ def _main() -> None:
             f"at {smoke.tracking_uri} (never the real registry)",
             flush=True,
         )
-    result = run_pipeline(values, tracking)
+    result = run_pipeline(values, tracking, max_parallel_steps=max_parallel_steps)
     evaluation = read_evaluation(f"{values['artifacts_root']}/evaluation")
     timings = ", ".join(f"{s.name} {s.seconds:.0f}s" for s in result.steps)
     if result.held_at:

@@ -188,3 +188,36 @@ def test_a_transformer_is_scored_through_the_predictors_engine(
     write_manifest(bare, manifest.flavor, metadata)
     with pytest.raises(ArtifactError, match="ships no verified ONNX fp32 graph"):
         batch_score(_settings(reviews_csv, bare, output_uri=str(tmp_path / "x.parquet"), runtime="onnx"))
+
+
+def test_the_plan_pins_a_registry_alias_from_the_manifest_alone_and_the_shards_verify_the_files(
+    tracking_env: str, tmp_path: Path, reviews_csv: Path, ensemble_model_dir: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    from components.common.artifacts import local_path
+
+    digest = read_manifest(ensemble_model_dir).digest
+    version = _register(ensemble_model_dir, tracking_env, digest)
+    source = MlflowClient(tracking_env).get_model_version("sentiment", version).source
+    weights = local_path(source) / "members" / "transformer" / "model.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original + b"\0")  # the stored files no longer hash to the registered digest
+    base = {
+        "dataset_uri": str(reviews_csv),
+        "work_uri": str(tmp_path / "work"),
+        "output_uri": str(tmp_path / "out.parquet"),
+        "shard_rows": 20,
+    }
+    # The plan reads the manifest only (the digest covers it): it neither downloads nor hashes the weights.
+    batch_score(BatchScoreSettings(stage="plan", **base))
+    plan = sharding.read_plan(base["work_uri"])
+    assert plan is not None and plan.model_uri == f"models:/sentiment/{version}"
+    assert (plan.model_digest, plan.model_flavor) == (digest, "ensemble")
+    # Every shard pod verifies the files it loads.
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        batch_score(BatchScoreSettings(stage="score-shard", shard_index=0, **base))
+    weights.write_bytes(original)
+    batch_score(BatchScoreSettings(stage="all", **base))
+    scored = pd.read_parquet(base["output_uri"])
+    assert len(scored) == 43 and scored["model_version"].unique().tolist() == [version]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from components.common.artifacts import read_manifest, sha256_file, write_manifest
 from components.common.models import TRANSFORMER_FLAVOR, load_model
@@ -69,3 +70,28 @@ def test_int8_accuracy_change_is_none_for_a_model_without_graphs(
     baseline_model_dir: Path, validated_smoke_dir: Path
 ) -> None:
     assert int8_accuracy_change(load_model(baseline_model_dir), str(validated_smoke_dir), max_rows=0) is None
+
+
+def test_an_ensembles_int8_change_is_measured_on_the_whole_ensemble(
+    ensemble_model_dir: Path, validated_smoke_dir: Path
+) -> None:
+    from components.common.data import read_validated
+    from components.common.labels import predicted_ids
+
+    model = load_model(ensemble_model_dir)
+    change = int8_accuracy_change(model, str(validated_smoke_dir), max_rows=0)
+    assert change is not None and set(change) == {"validation", "test"}
+    # Its fp32 accuracy is the ensemble's (both members averaged), not its transformer member's alone.
+    frame = read_validated(validated_smoke_dir / "dataset.parquet")
+    validation = frame[frame["split"] == "validation"]
+    proba = model.predict_proba(validation["text"].tolist())
+    expected = float(np.mean(predicted_ids(proba) == validation["label"].to_numpy()))
+    assert change["validation"]["fp32_accuracy"] == pytest.approx(expected)
+    transformer_alone = load_model(ensemble_model_dir / "members" / "transformer")
+    alone = float(
+        np.mean(
+            predicted_ids(transformer_alone.predict_proba(validation["text"].tolist()))
+            == validation["label"].to_numpy()
+        )
+    )
+    assert alone != pytest.approx(expected)  # the smoke data tells the two apart

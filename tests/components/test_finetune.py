@@ -93,6 +93,18 @@ def test_finetune_writes_a_loadable_model_with_lineage(
     assert {"onnx/model-fp32.onnx", "onnx/model-int8.onnx"} <= set(model.manifest.files)  # exported here
     assert metadata["onnx"]["checks"]["fp32"]["max_abs_diff"] < 1e-4
     assert latest_checkpoint(tmp_path / "checkpoints") is not None
+    # The recorded validation metrics (taken from the kept checkpoint's in-training evaluation) are the
+    # published model's own on the validation split.
+    from components.common.data import read_validated
+    from components.common.metrics import classification_metrics
+
+    frame = read_validated(validated_smoke_dir / "dataset.parquet")
+    validation = frame[frame["split"] == "validation"]
+    scored = classification_metrics(
+        validation["label"].tolist(), model.predict_proba(validation["text"].tolist())
+    ).headline()
+    assert result.validation_metrics["accuracy"] == pytest.approx(scored["accuracy"])
+    assert result.validation_metrics["roc_auc"] == pytest.approx(scored["roc_auc"], abs=1e-6)
 
 
 def _train_batch_widths(

@@ -79,3 +79,91 @@ def test_baseline_reaches_target_accuracy_on_full_data(tmp_path: Path, rt_frame:
         json.loads((Path(result.model_dir) / "manifest.json").read_text())["metadata"]["params"]["ngram_max"]
         == 2
     )
+
+
+# --- the ensemble flavour (written by blend) ---
+
+
+def _members(model_dir: Path) -> list[dict]:
+    return json.loads((model_dir / "manifest.json").read_text())["metadata"]["members"]
+
+
+def test_ensemble_predicts_the_weighted_average_of_its_members(
+    ensemble_model_dir: Path, tiny_transformer_model_dir: Path, baseline_model_dir: Path
+) -> None:
+    texts = ["an utterly charming and funny film", "dull, joyless and far too long", "ok"]
+    model = load_model(ensemble_model_dir)
+    assert model.flavor == "ensemble" and model.labels.is_binary
+    expected = 0.6 * load_model(tiny_transformer_model_dir).predict_proba(texts) + 0.4 * load_model(
+        baseline_model_dir
+    ).predict_proba(texts)
+    assert model.predict_proba(texts) == pytest.approx(expected, abs=1e-6)
+    assert [m["path"] for m in _members(ensemble_model_dir)] == ["members/transformer", "members/tfidf"]
+    # The ensemble's manifest covers every member file: its digest changes with any of them.
+    manifest = verify_manifest(ensemble_model_dir)
+    assert "members/transformer/model.safetensors" in manifest.files
+    assert "members/tfidf/model.skops" in manifest.files
+
+
+def test_a_tampered_member_file_is_refused(tmp_path: Path, ensemble_model_dir: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(ensemble_model_dir, copy)
+    with (copy / "members" / "tfidf" / "model.skops").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        load_model(copy)
+
+
+def _rewrite_members(source: Path, target: Path, edit) -> Path:
+    """A copy of the ensemble with its member list edited and its manifest rewritten to match (as an attacker
+    who can write the bucket would): only the loader's own rules stand in the way."""
+    from components.common.artifacts import read_manifest, write_manifest
+
+    shutil.copytree(source, target)
+    manifest = read_manifest(target)
+    write_manifest(target, manifest.flavor, manifest.metadata | {"members": edit(_members(source))})
+    return target
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda ms: [ms[0] | {"path": "members/../members/tfidf"}, ms[1]], "not under members/"),
+        (lambda ms: [ms[0] | {"path": "/etc"}, ms[1]], "not under members/"),
+        (lambda ms: [ms[0] | {"weight": 0.9}, ms[1]], "sum to"),
+        (lambda ms: [ms[0] | {"weight": -0.4}, ms[1] | {"weight": 1.4}], "must be positive"),
+        (lambda ms: [ms[0] | {"weight": float("nan")}, ms[1]], "must be positive"),
+        (lambda ms: [ms[0] | {"digest": "0" * 64}, ms[1]], "not the recorded"),
+        (lambda ms: [{k: v for k, v in ms[0].items() if k != "digest"}, ms[1]], "no recorded digest"),
+        (lambda ms: [ms[0] | {"path": "members/nothing"}, ms[1]], "not a listed model directory"),
+        (lambda ms: [], "must list its members"),
+    ],
+    ids=[
+        "dot-dot",
+        "absolute",
+        "weights-not-1",
+        "negative",
+        "nan",
+        "member-digest",
+        "no-digest",
+        "absent",
+        "empty",
+    ],
+)
+def test_an_ensemble_that_breaks_the_loaders_rules_is_refused(
+    tmp_path: Path, ensemble_model_dir: Path, edit, reason: str
+) -> None:
+    with pytest.raises(ArtifactError, match=reason):
+        load_model(_rewrite_members(ensemble_model_dir, tmp_path / "model", edit))
+
+
+def test_an_ensemble_inside_an_ensemble_is_refused(
+    tmp_path: Path, ensemble_model_dir: Path, baseline_model_dir: Path
+) -> None:
+    from components.common.models import write_ensemble
+
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    write_ensemble(nested, [(ensemble_model_dir, 0.5), (baseline_model_dir, 0.5)], {})
+    with pytest.raises(ArtifactError, match="cannot be an ensemble"):
+        load_model(nested)

@@ -3,6 +3,7 @@ a real PostgreSQL (the cluster's setup), plus the failure path: a corrupted CSV 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,7 +65,10 @@ def test_smoke_pipeline_registers_challenger_and_champion_on_mlflow_server(
     challenger = client.get_model_version_by_alias("sentiment-smoke", "challenger")
     assert champion.version == challenger.version
     tags = challenger.tags
-    assert tags["flavor"] == "transformer" and tags["dataset_hash"].startswith("sha256:")
+    # The tiny random transformer gains from the baseline on validation: blend makes the challenger an ensemble.
+    blend = json.loads((tmp_path / "run" / "blended" / "blend.json").read_text())
+    assert blend["baseline_weight"] > 0 and blend["curve"]["0"] <= max(blend["curve"].values())
+    assert tags["flavor"] == "ensemble" and tags["dataset_hash"].startswith("sha256:")
     assert tags["parent_run_id"], "the pipeline's parent run is recorded on the version"
     parent = client.get_run(tags["parent_run_id"])
     assert parent.data.tags["outcome"] == "succeeded"
@@ -73,9 +77,9 @@ def test_smoke_pipeline_registers_challenger_and_champion_on_mlflow_server(
     assert train_run.data.tags["dataset_hash"] == tags["dataset_hash"]
     # The graphs the predictor serves were exported by the pipeline, inside the registered model's digest, and
     # evaluate measured what int8 costs on validation and test (register recorded it for quantize=auto).
-    registered = read_manifest(tmp_path / "run" / "finetuned" / "model")
+    registered = read_manifest(tmp_path / "run" / "blended" / "model")
     assert registered.digest == tags["model_digest"]
-    assert set(GRAPHS.values()) <= set(registered.files)
+    assert {f"members/transformer/{g}" for g in GRAPHS.values()} <= set(registered.files)
     for split in ("validation", "test"):
         assert float(tags[f"int8_accuracy_loss_{split}"]) == pytest.approx(
             read_evaluation(str(tmp_path / "run" / "evaluation"))

@@ -83,7 +83,9 @@ def test_four_class_pipeline_registers_a_four_class_model(tmp_path: Path, tiny_c
         f"models:/{TASK}@champion",
         tracking=TrackingSettings(tracking_uri=tracking_uri, registered_model=TASK),
     )
-    assert loaded.model.flavor == "transformer" and list(loaded.model.labels.names) == NAMES
+    # blend averaged the tiny transformer with the baseline (it gains on validation): a four-class ensemble
+    assert loaded.model.flavor == "ensemble" and list(loaded.model.labels.names) == NAMES
+    assert {m.model.flavor for m in loaded.model.members} == {"transformer", "tfidf"}
     proba = loaded.model.predict_proba(["This phone case broke in a day.", "A moving, wonderful film."])
     assert proba.shape == (2, 4) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     baseline = resolve_model(str(tmp_path / "run" / "baseline"), allow_unpinned=True).model

@@ -180,6 +180,8 @@ def launched(
             "--int8-accuracy-loss",
             "0.1",
         )
+        # an ensemble (the tiny transformer's fp32 graph averaged with the TF-IDF baseline), as blend writes it
+        servers["ensemble"] = launch(request.getfixturevalue("ensemble_model_dir"), root / "ensemble")
         # the four-class task (UCI source x sentiment) in both flavours: responses name every class
         four = request.getfixturevalue("four_class_model_dirs")
         servers["tfidf4"] = launch(four["tfidf"], root / "tfidf4", "--payload-log-flush-s", "0.2")
@@ -210,6 +212,11 @@ def transformer_server(launched: dict[str, Server]) -> Server:
 @pytest.fixture(scope="session")
 def transformer_int8_server(launched: dict[str, Server]) -> Server:
     return wait_ready(launched["transformer_int8"])
+
+
+@pytest.fixture(scope="session")
+def ensemble_server(launched: dict[str, Server]) -> Server:
+    return wait_ready(launched["ensemble"])
 
 
 @pytest.fixture(scope="session")

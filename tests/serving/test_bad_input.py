@@ -116,6 +116,7 @@ ROUTES = {
     "direct": "tfidf_server",
     "via_kserve": "tfidf_server_via_kserve",
     "int8": "transformer_int8_server",
+    "ensemble": "ensemble_server",
 }
 
 
@@ -145,7 +146,7 @@ def test_chunked_body_over_the_cap_is_refused(tfidf_server: Server) -> None:
     assert "error" in response.json()
 
 
-@pytest.mark.parametrize("route", ["direct", "int8"])
+@pytest.mark.parametrize("route", ["direct", "int8", "ensemble"])
 def test_server_still_healthy_after_the_bad_inputs(request: pytest.FixtureRequest, route: str) -> None:
     server: Server = request.getfixturevalue(ROUTES[route])
     for _, path, body, headers, _ in CASES:
@@ -161,5 +162,6 @@ def test_server_still_healthy_after_the_bad_inputs(request: pytest.FixtureReques
     ]
     assert sum(server_errors) == 0
     precision = {dict(labels)["precision"] for (name, labels) in metrics if name == "sentiment_model_info"}
-    assert precision == {"fp64" if route == "direct" else "int8-dynamic"}  # int8: its recorded loss is 0.1
+    # int8: its recorded loss is 0.1; the ensemble records none, so its transformer member serves fp32
+    assert precision == {{"direct": "fp64", "int8": "int8-dynamic", "ensemble": "fp32+fp64"}[route]}
     assert metrics[("sentiment_requests_total", (("endpoint", "v1_predict"), ("status_code", "415")))] >= 2

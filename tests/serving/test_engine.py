@@ -224,3 +224,22 @@ def test_fp16_torch_engine_on_gpu(tiny_transformer_model_dir: Path, rt_frame) ->
     assert isinstance(engine, TorchEngine) and engine.precision == "fp16"
     expected = load_model(tiny_transformer_model_dir, device="cpu").predict_proba(texts)
     np.testing.assert_allclose(engine.infer(engine.prepare(texts)), expected, atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("quantize", "precision"), [("none", "fp32+fp64"), ("dynamic_int8", "int8-dynamic+fp64")]
+)
+def test_an_ensemble_engine_averages_its_members_engines(
+    ensemble_model_dir: Path, rt_frame, quantize: str, precision: str
+) -> None:
+    texts = _texts(rt_frame)
+    model = load_model(ensemble_model_dir)
+    engine = build_engine(model, ServingSettings(quantize=quantize))
+    assert engine.flavor == "ensemble" and engine.precision == precision and engine.releases_gil
+    members = [build_engine(m.model, ServingSettings(quantize=quantize)) for m in model.members]
+    expected = 0.6 * members[0].infer(members[0].prepare(texts)) + 0.4 * members[1].infer(
+        members[1].prepare(texts)
+    )
+    np.testing.assert_allclose(engine.infer(engine.prepare(texts)), expected, atol=1e-9)
+    if quantize == "none":  # the fp32 graph answers as the ensemble's own (torch) probabilities do
+        np.testing.assert_allclose(engine.infer(engine.prepare(texts)), model.predict_proba(texts), atol=1e-5)

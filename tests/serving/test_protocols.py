@@ -1,4 +1,4 @@
-"""Both protocols against the real predictor, for both model flavours, checked against the model itself."""
+"""Both protocols against the real predictor, for every model flavour, checked against the model itself."""
 
 from __future__ import annotations
 
@@ -43,10 +43,12 @@ def _expected(model_dir: Path, texts: list[str]) -> np.ndarray:
     return _matrix(model_dir, texts)[:, 1]
 
 
-@pytest.fixture(params=["tfidf", "transformer"])
+@pytest.fixture(params=["tfidf", "transformer", "ensemble"])
 def served(request: pytest.FixtureRequest) -> tuple[Server, Path]:
     if request.param == "tfidf":
         return request.getfixturevalue("tfidf_server"), request.getfixturevalue("baseline_model_dir")
+    if request.param == "ensemble":
+        return request.getfixturevalue("ensemble_server"), request.getfixturevalue("ensemble_model_dir")
     return request.getfixturevalue("transformer_server"), request.getfixturevalue(
         "tiny_transformer_model_dir"
     )
@@ -247,3 +249,15 @@ def test_four_class_metrics_and_payload_log_use_the_names(
         time.sleep(0.2)
     assert [r["label"] for r in records] == served
     assert all(list(r["probabilities"]) == list(classes) and "probability" not in r for r in records)
+
+
+def test_an_ensemble_reports_its_flavour_and_each_members_precision(
+    ensemble_server: Server, ensemble_model_dir: Path
+) -> None:
+    info = [
+        dict(labels)
+        for (name, labels), value in ensemble_server.metrics().items()
+        if name == "sentiment_model_info"
+    ]
+    digest = load_model(ensemble_model_dir).manifest.digest
+    assert [(i["flavor"], i["precision"], i["digest"]) for i in info] == [("ensemble", "fp32+fp64", digest)]

@@ -28,6 +28,7 @@ SAMPLE_PARAMETERS: dict[str, str] = {
     "precision": "fp16",
     "max_train_samples": "128",
     "promotion_margin": "0.01",
+    "blend_baseline_weights": "0,0.25,0.5",
     "smoke": "true",
     "drift_reference_root": "gs://sample-bucket/reference/sentiment",
     "git_revision": "0123456789abcdef0123456789abcdef01234567",

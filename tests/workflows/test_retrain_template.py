@@ -37,13 +37,14 @@ def _container(manifest: dict[str, Any], step: Step) -> dict[str, Any]:
 
 def test_dag_order_matches_the_spec(retrain: dict[str, Any]) -> None:
     tasks = {t["name"]: t for t in _dag(retrain)["tasks"]}
-    assert list(tasks) == ["validate", "train-baseline", "finetune", "evaluate", "register"]
+    assert list(tasks) == ["validate", "train-baseline", "finetune", "blend", "evaluate", "register"]
     deps = {name: set(t.get("dependencies", [])) for name, t in tasks.items()}
     assert deps == {
         "validate": set(),
         "train-baseline": {"validate"},
         "finetune": {"validate"},  # in parallel with train-baseline
-        "evaluate": {"train-baseline", "finetune"},
+        "blend": {"train-baseline", "finetune"},  # averages the two: needs both
+        "evaluate": {"train-baseline", "blend"},
         "register": {"evaluate"},
     }
     assert deps == {s.name: set(s.depends) for s in STEPS}

@@ -1,0 +1,3 @@
+from components.blend.cli import main
+
+main()
