@@ -140,7 +140,8 @@ def blend(settings: BlendSettings, run_id: str | None = None) -> BlendResult:
     if weights == [0.0]:
         return BlendResult(0.0, metric, {}, 0, trained["finetuned"], time.perf_counter() - started)
     # The pipeline's own hand-off: this run's training outputs, checked against their manifests.
-    models = {role: resolve_model(t.model_dir, allow_unpinned=True).model for role, t in trained.items()}
+    loaded = {role: resolve_model(t.model_dir, allow_unpinned=True) for role, t in trained.items()}
+    models = {role: item.model for role, item in loaded.items()}
     for role, model in models.items():
         if model.labels != label_map:
             raise ArtifactError(
@@ -162,10 +163,8 @@ def blend(settings: BlendSettings, run_id: str | None = None) -> BlendResult:
         "selection": {"metric": metric, "curve": curve, "n": len(y), "split": "validation"},
         "validation_metrics": val_metrics,
     }
-    members = [
-        (Path(trained["finetuned"].model_dir), round(1 - weight, 6)),
-        (Path(trained["baseline"].model_dir), round(weight, 6)),
-    ]
+    # The verified local copies (a gs:// model directory was fetched by resolve_model).
+    members = [(loaded["finetuned"].path, round(1 - weight, 6)), (loaded["baseline"].path, round(weight, 6))]
     with staging_dir(model_dir_of(settings.output_dir)) as tmp:
         write_ensemble(Path(tmp), members, metadata)
     finetuned = trained["finetuned"]

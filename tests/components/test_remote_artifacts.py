@@ -6,9 +6,11 @@ from __future__ import annotations
 import fsspec
 import pytest
 
+from components.blend.blend import BlendSettings
+from components.blend.cli import STEP as BLEND_STEP
 from components.common.model_source import resolve_model
 from components.common.results import TrainResult
-from components.common.tracking import log_model_dir, step_run
+from components.common.tracking import log_model_dir, run_tracked_step, step_run
 from components.evaluate.evaluation import EvaluateSettings, evaluate, read_evaluation
 from components.finetune.train import FinetuneSettings, finetune
 from components.register.registration import RegisterSettings, register
@@ -55,17 +57,29 @@ def test_pipeline_steps_pass_artifacts_by_uri(memory_fs, tracking_env: str, tiny
     assert memory_fs.exists(f"{ROOT}/finetuned/model/manifest.json")
     assert TrainResult.read(f"{ROOT}/finetuned").model_dir == f"{ROOT}/finetuned/model"
 
+    # blend, as its Argo step runs (its tracked run, record and outputs), made to choose an ensemble
+    blend_settings = BlendSettings(
+        validated_dir=validated,
+        baseline_dir=f"{ROOT}/baseline",
+        finetuned_dir=f"{ROOT}/finetuned",
+        output_dir=f"{ROOT}/blended",
+        baseline_weights="0.5",
+    )
+    run_tracked_step(BLEND_STEP, blend_settings)
+    assert memory_fs.exists(f"{ROOT}/blended/model/members/transformer/manifest.json")
+    assert memory_fs.exists(f"{ROOT}/blended/blend.json")
+
     evaluate(
         EvaluateSettings(
             validated_dir=validated,
             baseline_dir=f"{ROOT}/baseline",
-            challenger_dir=f"{ROOT}/finetuned",
+            challenger_dir=f"{ROOT}/blended",
             output_dir=f"{ROOT}/evaluation",
             latency_samples=3,
         )
     )
     assert memory_fs.exists(f"{ROOT}/evaluation/confusion_challenger.png")
-    assert read_evaluation(f"{ROOT}/evaluation").models["challenger"].flavor == "transformer"
+    assert read_evaluation(f"{ROOT}/evaluation").models["challenger"].flavor == "ensemble"
 
     assert memory_fs.exists(f"{ROOT}/evaluation/predictions.parquet")
     result = register(
@@ -78,4 +92,4 @@ def test_pipeline_steps_pass_artifacts_by_uri(memory_fs, tracking_env: str, tiny
         )
     )
     loaded = resolve_model("models:/sentiment-smoke@challenger")
-    assert loaded.version == result.version and loaded.model.flavor == "transformer"
+    assert loaded.version == result.version and loaded.model.flavor == "ensemble"
