@@ -141,7 +141,8 @@ def test_local_runner_has_the_same_parameters_and_refuses_bad_input() -> None:
 
     parser = build_parser()
     dests = [a.dest for a in parser._actions if a.dest != "help"]
-    assert dests == [p.name for p in PARAMETERS]
+    # every pipeline parameter, then the one flag about how the runner runs them (not a parameter of the run)
+    assert dests == [p.name for p in PARAMETERS] + ["max_parallel_steps"]
     with pytest.raises(SystemExit) as excinfo:
         parser.parse_args(["--dataset-uri", "x.csv", "--learning-rte", "1"])
     assert excinfo.value.code == 2
