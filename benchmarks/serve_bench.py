@@ -405,6 +405,24 @@ def start_checkout(repo: Path, model: Path, tag: str, fresh: bool) -> tuple[subp
     return proc, port, time.perf_counter() - started
 
 
+def startups(starts: int) -> dict[str, Any]:
+    """Seconds from process start to ready for each model flavour (files local), ``starts`` times, interleaved."""
+    models = {"minilm": minilm_dir(), "tfidf": tfidf_dir(), "ensemble": ensemble_dir()}
+    ready: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(starts):
+        for name, model in models.items():
+            started = time.perf_counter()
+            proc, _port = start_ours(model, WORK / f"payload-startup-{name}")
+            ready[name].append(round(time.perf_counter() - started, 2))
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+    return {
+        "machine": machine(),
+        "ready_s": ready,
+        "median_s": {k: float(np.median(v)) for k, v in ready.items()},
+    }
+
+
 def checkouts(
     repos: dict[str, Path], rounds: int, seconds: float, starts: int = 3, concurrency: int = 32
 ) -> dict[str, Any]:
@@ -518,7 +536,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["compare", "checkouts", "soak", "sigkill", "naive-server"])
+    parser.add_argument(
+        "mode", choices=["compare", "checkouts", "startups", "soak", "sigkill", "naive-server"]
+    )
     parser.add_argument(
         "--repo",
         action="append",
@@ -527,7 +547,7 @@ def main() -> None:
         help="checkouts: a checkout to measure (repeat; the first is the reference of the ratios)",
     )
     parser.add_argument("--rounds", type=int, default=5, help="checkouts: interleaved throughput rounds")
-    parser.add_argument("--starts", type=int, default=3, help="checkouts: start-ups per checkout")
+    parser.add_argument("--starts", type=int, default=3, help="checkouts, startups: start-ups of each")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--model-dir")
     parser.add_argument("--port", type=int)
@@ -540,9 +560,13 @@ def main() -> None:
     if args.mode == "naive-server":
         naive_server(args.model_dir, args.port)
         return
-    seconds = args.seconds or {"compare": 10, "checkouts": 10, "soak": 300, "sigkill": 20}[args.mode]
+    seconds = (
+        args.seconds or {"compare": 10, "checkouts": 10, "startups": 0, "soak": 300, "sigkill": 20}[args.mode]
+    )
     if args.mode == "compare":
         result = compare(seconds, shlex.split(args.server_args), args.ours_only)
+    elif args.mode == "startups":
+        result = startups(args.starts)
     elif args.mode == "checkouts":
         repos = {name: Path(path).resolve() for name, path in (r.split("=", 1) for r in args.repo)}
         result = checkouts(repos, args.rounds, seconds, args.starts)
