@@ -97,16 +97,12 @@ def validation_probabilities(
     proba: dict[str, list[np.ndarray]] = {role: [] for role in score}
     seen = 0
     dataset = f"{settings.validated_dir.rstrip('/')}/dataset.parquet"
-    for batch in iter_split(dataset, "validation", settings.batch_size):
-        if settings.max_rows:
-            batch = batch.iloc[: settings.max_rows - seen]
+    for batch in iter_split(dataset, "validation", settings.batch_size, max_rows=settings.max_rows):
         texts = batch["text"].tolist()
         labels.append(batch["label"].to_numpy(dtype=np.int64))
         for role, model in score.items():
             proba[role].append(model.predict_proba(texts))
         seen += len(batch)
-        if settings.max_rows and seen >= settings.max_rows:
-            break
     if not seen:
         raise ArtifactError(
             f"the validation split of {settings.validated_dir} is empty: nothing to choose on"

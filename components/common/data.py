@@ -650,9 +650,14 @@ def write_validated(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def iter_split(
-    path: str | Path, split: str, batch_size: int = 4096, columns: tuple[str, ...] = ("text", "label")
+    path: str | Path,
+    split: str,
+    batch_size: int = 4096,
+    columns: tuple[str, ...] = ("text", "label"),
+    max_rows: int = 0,
 ) -> Iterator[pd.DataFrame]:
-    """Stream one split of a validated dataset in batches: memory holds a row group, not the dataset."""
+    """Stream one split of a validated dataset in batches: memory holds a row group, not the dataset.
+    ``max_rows``: stop after the split's first that many rows (0 = all)."""
     import fsspec
     import pyarrow.parquet as pq
 
@@ -663,11 +668,16 @@ def iter_split(
     with handle:
         parquet = pq.ParquetFile(handle, pre_buffer=False)
         batches = parquet.iter_batches(batch_size=batch_size, columns=[*columns, "split"], use_threads=False)
+        left = max_rows or None
         for batch in batches:
             frame = batch.to_pandas()
-            frame = frame[frame["split"] == split]
+            frame = frame[frame["split"] == split].iloc[:left]
             if len(frame):
                 yield frame[list(columns)].reset_index(drop=True)
+            if left is not None:
+                left -= len(frame)
+                if left <= 0:
+                    return
 
 
 def read_summary(validated_dir: str | Path) -> DatasetSummary:

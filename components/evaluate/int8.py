@@ -54,9 +54,7 @@ def int8_accuracy_change(
         labels: list[np.ndarray] = []
         preds: dict[str, list[np.ndarray]] = {v: [] for v in engines}
         seen = 0
-        for batch in datalib.iter_split(dataset, split, batch_size):
-            if max_rows:
-                batch = batch.iloc[: max_rows - seen]
+        for batch in datalib.iter_split(dataset, split, batch_size, max_rows=max_rows):
             labels.append(batch["label"].to_numpy(dtype=np.int8))
             texts = batch["text"].tolist()
             for variant, engine in engines.items():
@@ -71,8 +69,6 @@ def int8_accuracy_change(
                 # (n, k) from the engine (a 1-D P(positive) from binary-only engines): same rule as evaluate
                 preds[variant].append(predicted_ids(as_matrix(probs)).astype(np.int8))
             seen += len(batch)
-            if max_rows and seen >= max_rows:
-                break
         if not seen:
             continue
         y = np.concatenate(labels)

@@ -29,6 +29,16 @@ def _settings(dataset: Path, model_dir: Path, **overrides: object) -> BatchScore
     )
 
 
+def _registry_stages(dataset: Path, tmp_path: Path) -> dict[str, object]:
+    """Settings every stage of one registry-model run shares (the model is the default champion alias)."""
+    return {
+        "dataset_uri": str(dataset),
+        "work_uri": str(tmp_path / "work"),
+        "output_uri": str(tmp_path / "out.parquet"),
+        "shard_rows": 20,
+    }
+
+
 @pytest.mark.parametrize("name", ["r.csv", "r.tsv", "r.parquet", "r.jsonl", "r.csv.gz"])
 def test_chunks_have_exact_sizes_and_concatenate_to_the_whole_table(tmp_path: Path, name: str) -> None:
     frame = pd.DataFrame(
@@ -133,12 +143,7 @@ def test_an_alias_is_pinned_once_so_a_promotion_mid_run_cannot_mix_models(
 ) -> None:
     digest = read_manifest(baseline_model_dir).digest
     first = _register(baseline_model_dir, tracking_env, digest)
-    base = {
-        "dataset_uri": str(reviews_csv),
-        "work_uri": str(tmp_path / "work"),
-        "output_uri": str(tmp_path / "out.parquet"),
-        "shard_rows": 20,
-    }
+    base = _registry_stages(reviews_csv, tmp_path)
     batch_score(BatchScoreSettings(stage="plan", **base))
     plan = sharding.read_plan(base["work_uri"])
     assert plan is not None and plan.model_uri == f"models:/sentiment/{first}"
@@ -203,12 +208,7 @@ def test_the_plan_pins_a_registry_alias_from_the_manifest_alone_and_the_shards_v
     weights = local_path(source) / "members" / "transformer" / "model.safetensors"
     original = weights.read_bytes()
     weights.write_bytes(original + b"\0")  # the stored files no longer hash to the registered digest
-    base = {
-        "dataset_uri": str(reviews_csv),
-        "work_uri": str(tmp_path / "work"),
-        "output_uri": str(tmp_path / "out.parquet"),
-        "shard_rows": 20,
-    }
+    base = _registry_stages(reviews_csv, tmp_path)
     # The plan reads the manifest only (the digest covers it): it neither downloads nor hashes the weights.
     batch_score(BatchScoreSettings(stage="plan", **base))
     plan = sharding.read_plan(base["work_uri"])

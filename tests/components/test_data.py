@@ -153,3 +153,6 @@ def test_iter_split_streams_one_split_in_batches(tmp_path: Path, rt_frame: pd.Da
     streamed = pd.concat(batches, ignore_index=True)
     expected = rt_frame[rt_frame["split"] == "test"][["text", "label"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(streamed, expected)
+    # A row cap ends the stream after exactly that many of the split's rows, in order.
+    capped = pd.concat(list(data.iter_split(path, "test", batch_size=100, max_rows=150)), ignore_index=True)
+    pd.testing.assert_frame_equal(capped, expected.iloc[:150])
